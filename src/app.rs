@@ -1,0 +1,161 @@
+//! Wiring: builds the Pingora server from a [`Config`] (the HTTPS registry service and the
+//! plain-HTTP metrics service) and runs it. No request logic lives here.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::StatusCode;
+use pingora::apps::{HttpServerApp, ReusedHttpStream};
+use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::http::ServerSession;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::listening::Service;
+
+use crate::acl::Policy;
+use crate::auth::Authenticator;
+use crate::config::{Config, ConfigError};
+use crate::gateway::{respond, Gateway};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::tls::{self, FixedCertificate, TlsError};
+
+/// Why `serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot open the data directory {path}: {source}")]
+    Storage {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot set up the HTTPS listener: {0}")]
+    Listener(String),
+}
+
+/// Loads the config at `config_path` and serves until the process is stopped.
+///
+/// # Errors
+/// [`StartError`] for anything that prevents starting; once running it does not return.
+pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), StartError> {
+    let config = if use_embedded_default && !config_path.exists() {
+        tracing::warn!(
+            path = %config_path.display(),
+            "no config file; running on the built-in sample configuration"
+        );
+        Config::parse(config_path, crate::config::EMBEDDED_DEFAULT)?
+    } else {
+        Config::load(config_path)?
+    };
+
+    if let Some(dev_ca) = tls::ensure_dev_certificates(&config.tls.cert, &config.tls.key)? {
+        print_trust_instructions(&dev_ca.ca_cert, &config);
+    }
+    let certified_key = tls::load_certified_key(&config.tls.cert, &config.tls.key)?;
+
+    let root = &config.storage.filesystem.root;
+    let registry = Registry::open(root).map_err(|source| StartError::Storage {
+        path: root.clone(),
+        source,
+    })?;
+    let metrics = Metrics::register();
+    let auth = Authenticator::new(config.users.clone(), &config.groups);
+    let policy = Policy::new(config.acl.clone());
+    let gateway = Gateway::new(
+        Arc::new(registry),
+        auth,
+        policy,
+        metrics.clone(),
+        config.realm.clone(),
+    );
+
+    let threads = config
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let server_conf = ServerConf {
+        threads,
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    server.bootstrap();
+
+    let mut registry_service = Service::new("berth registry".to_string(), gateway);
+    let mut tls_settings =
+        TlsSettings::intermediate("", "").map_err(|e| StartError::Listener(e.to_string()))?;
+    tls_settings.set_cert_resolver(Arc::new(FixedCertificate(certified_key)));
+    registry_service.add_tls_with_settings(&config.listen.to_string(), None, tls_settings);
+    registry_service.threads = Some(threads);
+
+    let mut metrics_service =
+        Service::new("berth metrics".to_string(), MetricsEndpoint { metrics });
+    metrics_service.add_tcp(&config.metrics_listen.to_string());
+    metrics_service.threads = Some(1);
+
+    server.add_service(registry_service);
+    server.add_service(metrics_service);
+    tracing::info!(
+        listen = %config.listen, metrics_listen = %config.metrics_listen,
+        data = %root.display(), users = config.users.len(), rules = config.acl.len(), threads,
+        "berth serving"
+    );
+    if config.users.is_empty() {
+        tracing::warn!("no users are configured: only anonymous access rules can match");
+    }
+    server.run_forever()
+}
+
+fn print_trust_instructions(ca_cert: &Path, config: &Config) {
+    let ca = ca_cert
+        .canonicalize()
+        .unwrap_or_else(|_| ca_cert.to_path_buf());
+    let port = config.listen.port();
+    eprintln!(
+        "Created a development CA and a server certificate for localhost and 127.0.0.1.\n\
+         To make docker trust it, run:\n\n\
+         \x20 sudo mkdir -p /etc/docker/certs.d/localhost:{port}\n\
+         \x20 sudo mkdir -p /etc/docker/certs.d/127.0.0.1:{port}\n\
+         \x20 sudo cp {ca} /etc/docker/certs.d/localhost:{port}/ca.crt\n\
+         \x20 sudo cp {ca} /etc/docker/certs.d/127.0.0.1:{port}/ca.crt\n",
+        ca = ca.display()
+    );
+}
+
+/// Serves `GET /metrics` on the plain-HTTP metrics listener.
+struct MetricsEndpoint {
+    metrics: Metrics,
+}
+
+#[async_trait]
+impl HttpServerApp for MetricsEndpoint {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !matches!(session.read_request().await, Ok(true)) {
+            return None;
+        }
+        let (status, body) = if session.req_header().uri.path() == "/metrics" {
+            (StatusCode::OK, self.metrics.render())
+        } else {
+            (
+                StatusCode::NOT_FOUND,
+                b"not found; metrics are at /metrics\n".to_vec(),
+            )
+        };
+        let mut head = respond::header(status);
+        respond::set(&mut head, "Content-Type", "text/plain; version=0.0.4");
+        respond::set(&mut head, "Content-Length", body.len());
+        session.set_keepalive(None);
+        if session.write_response_header(Box::new(head)).await.is_ok() {
+            let _ = session.write_response_body(Bytes::from(body), true).await;
+        }
+        let _ = session.finish().await;
+        None
+    }
+}

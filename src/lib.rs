@@ -1,0 +1,32 @@
+//! Berth: a private container registry and its authenticating HTTPS gateway in one process.
+//!
+//! The life of one `docker push` request, module by module:
+//!
+//! 1. [`app`] has built a Pingora server with a rustls HTTPS listener ([`tls`]) whose
+//!    application is the [`gateway`].
+//! 2. The [`gateway`] reads the request head and parses the path into a route
+//!    ([`gateway::route`]): which operation on which repository.
+//! 3. [`auth`] turns the `Authorization` header into an identity (argon2 for basic
+//!    credentials, with a short cache of recent successes).
+//! 4. [`acl`] decides whether that identity may pull, push or delete in that repository;
+//!    nothing reaches the registry engine otherwise.
+//! 5. The [`registry`] engine performs the operation over [`storage`], in the CNCF
+//!    registry's layout; upload bodies stream from the socket through a hashing writer on a
+//!    blocking thread into `_uploads`, and become blobs by an atomic rename once the digest
+//!    matches.
+//! 6. [`gateway::respond`] writes the response or the spec's JSON error, and [`metrics`]
+//!    and the access log record it.
+//!
+//! [`config`] reads proxy.yaml; [`cli`] is the command line.
+
+pub mod acl;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod metrics;
+pub mod registry;
+pub mod storage;
+pub mod telemetry;
+pub mod tls;

@@ -1,0 +1,29 @@
+//! Tags of one repository, listed from `_manifests/tags`.
+
+use super::{Registry, RegistryError, RepositoryName};
+use crate::storage::fs;
+
+impl Registry {
+    /// The repository's tags in lexical order.
+    ///
+    /// # Errors
+    /// [`RegistryError::NameUnknown`] when the repository does not exist.
+    pub fn tags(&self, repository: &RepositoryName) -> Result<Vec<String>, RegistryError> {
+        if !self
+            .layout
+            .repository(repository)
+            .join("_manifests")
+            .is_dir()
+        {
+            return Err(RegistryError::NameUnknown);
+        }
+        let mut tags = Vec::new();
+        for tag in fs::list_dirs(&self.layout.tags(repository))? {
+            let current = self.layout.tags(repository).join(&tag).join("current/link");
+            if current.is_file() {
+                tags.push(tag);
+            }
+        }
+        Ok(tags)
+    }
+}

@@ -1,0 +1,209 @@
+//! The HTTPS listener's certificate: loading it into rustls, and creating a development CA
+//! and server certificate on first start when none is configured.
+//!
+//! Files are read and checked here, before Pingora sees them, so a bad path or key is an
+//! error message at startup rather than a panic inside the listener.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// A certificate or key that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("{path} holds no PEM private key")]
+    NoKey { path: PathBuf },
+    #[error("the private key in {path} is not usable: {problem}")]
+    BadKey { path: PathBuf, problem: String },
+    #[error(
+        "{cert} is missing but {ca} exists: restore the certificate, point tls.cert at one, \
+         or delete {ca} and its key to have a new development CA made"
+    )]
+    PartialDevCa { cert: PathBuf, ca: PathBuf },
+    #[error("cannot create the development certificates: {0}")]
+    Generate(String),
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// Paths of a freshly made development CA, for telling the operator how to trust it.
+pub struct DevCa {
+    pub ca_cert: PathBuf,
+}
+
+/// Makes a development CA and a server certificate for localhost when `cert` is missing.
+/// Returns the CA's paths when it made them, `None` when the certificate already existed.
+///
+/// The CA is written beside the certificate as `ca.crt` and `ca.key`.
+///
+/// # Errors
+/// [`TlsError`] when files cannot be written, or when a CA exists without its certificate.
+pub fn ensure_dev_certificates(cert: &Path, key: &Path) -> Result<Option<DevCa>, TlsError> {
+    if cert.exists() {
+        return Ok(None);
+    }
+    let dir = cert.parent().unwrap_or(Path::new("."));
+    let ca_cert_path = dir.join("ca.crt");
+    let ca_key_path = dir.join("ca.key");
+    if ca_key_path.exists() {
+        return Err(TlsError::PartialDevCa {
+            cert: cert.to_path_buf(),
+            ca: ca_key_path,
+        });
+    }
+    let generate = |error: rcgen::Error| TlsError::Generate(error.to_string());
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(generate)?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Berth development CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate().map_err(generate)?;
+    let ca = ca_params.self_signed(&ca_key).map_err(generate)?;
+
+    let names = vec!["localhost".to_string()];
+    let mut server_params = CertificateParams::new(names).map_err(generate)?;
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    for ip in ["127.0.0.1", "::1"] {
+        let address = ip.parse().expect("literal IP addresses parse");
+        server_params
+            .subject_alt_names
+            .push(SanType::IpAddress(address));
+    }
+    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_key = KeyPair::generate().map_err(generate)?;
+    let server = server_params
+        .signed_by(&server_key, &ca, &ca_key)
+        .map_err(generate)?;
+
+    write_file(&ca_cert_path, ca.pem().as_bytes(), false)?;
+    write_file(&ca_key_path, ca_key.serialize_pem().as_bytes(), true)?;
+    write_file(key, server_key.serialize_pem().as_bytes(), true)?;
+    write_file(cert, server.pem().as_bytes(), false)?;
+    Ok(Some(DevCa {
+        ca_cert: ca_cert_path,
+    }))
+}
+
+/// Loads a certificate chain and key and checks that rustls can sign with them.
+///
+/// # Errors
+/// [`TlsError`] naming the file that is unreadable or unusable.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let read = |path: &Path| {
+        fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+
+    let cert_pem = read(cert)?;
+    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|source| TlsError::Read {
+            path: cert.to_path_buf(),
+            source,
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert.to_path_buf(),
+        });
+    }
+
+    let key_pem = read(key)?;
+    let private_key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|source| TlsError::Read {
+            path: key.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| TlsError::NoKey {
+            path: key.to_path_buf(),
+        })?;
+    let signing_key =
+        rustls::crypto::ring::sign::any_supported_type(&private_key).map_err(|error| {
+            TlsError::BadKey {
+                path: key.to_path_buf(),
+                problem: error.to_string(),
+            }
+        })?;
+
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified.keys_match().map_err(|error| TlsError::BadKey {
+        path: key.to_path_buf(),
+        problem: error.to_string(),
+    })?;
+    Ok(Arc::new(certified))
+}
+
+/// Serves one certificate to every client.
+#[derive(Debug)]
+pub struct FixedCertificate(pub Arc<CertifiedKey>);
+
+impl ResolvesServerCert for FixedCertificate {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), TlsError> {
+    let fail = |source| TlsError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    options
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes))
+        .map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_certificates_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        let made = ensure_dev_certificates(&cert, &key).unwrap();
+        assert!(made.is_some());
+        assert!(ensure_dev_certificates(&cert, &key).unwrap().is_none());
+        load_certified_key(&cert, &key).unwrap();
+
+        let wrong_key = dir.path().join("ca.key");
+        assert!(matches!(
+            load_certified_key(&cert, &wrong_key),
+            Err(TlsError::BadKey { .. })
+        ));
+        let missing = dir.path().join("nope.crt");
+        assert!(matches!(
+            load_certified_key(&missing, &key),
+            Err(TlsError::Read { .. })
+        ));
+    }
+}
