@@ -153,6 +153,7 @@ mod tests {
             user: Some(name.into()),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             method: AuthMethod::Basic,
+            granted: None,
         }
     }
 

@@ -15,6 +15,7 @@ use pingora::server::{Server, ShutdownWatch};
 use pingora::services::listening::Service;
 
 use crate::acl::Policy;
+use crate::auth::token::{TokenError, TokenService};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::gateway::{respond, Gateway};
@@ -29,6 +30,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
     #[error("cannot open the data directory {path}: {source}")]
     Storage {
         path: std::path::PathBuf,
@@ -63,8 +66,12 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
         path: root.clone(),
         source,
     })?;
+    let tokens = match config.auth.token.clone().filter(|token| token.enabled) {
+        Some(token_config) => Some(Arc::new(TokenService::load(token_config)?)),
+        None => None,
+    };
     let metrics = Metrics::register();
-    let auth = Authenticator::new(config.users.clone(), &config.groups);
+    let auth = Authenticator::new(config.users.clone(), &config.groups, tokens.clone());
     let policy = Policy::new(config.acl.clone());
     let gateway = Gateway::new(
         Arc::new(registry),
@@ -72,6 +79,7 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
         policy,
         metrics.clone(),
         config.realm.clone(),
+        tokens,
     );
 
     let threads = config

@@ -2,14 +2,18 @@
 //! [`Authenticator::authenticate`] once per request, before any ACL check.
 //!
 //! Supported today: HTTP basic against local users with argon2id hashes ([`password`]),
-//! and anonymous callers (no `Authorization` header).
+//! bearer tokens from Berth's token service or a trusted issuer ([`token`]), and anonymous
+//! callers (no `Authorization` header).
 
 pub mod basic;
 pub mod password;
+pub mod token;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use password::{PasswordHash, PasswordVerifier};
+use token::{ResourceActions, TokenError, TokenService};
 
 /// Who the caller is, whatever proved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +24,9 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// How the caller proved who they are.
     pub method: AuthMethod,
+    /// For bearer tokens, what the token grants; the ACL still has the last word.
+    /// `None` for every other method.
+    pub granted: Option<Vec<ResourceActions>>,
 }
 
 impl Identity {
@@ -29,6 +36,7 @@ impl Identity {
             user: None,
             groups: Vec::new(),
             method: AuthMethod::Anonymous,
+            granted: None,
         }
     }
 
@@ -47,6 +55,7 @@ impl Identity {
 pub enum AuthMethod {
     Anonymous,
     Basic,
+    Bearer,
 }
 
 impl AuthMethod {
@@ -54,25 +63,40 @@ impl AuthMethod {
         match self {
             AuthMethod::Anonymous => "anonymous",
             AuthMethod::Basic => "basic",
+            AuthMethod::Bearer => "bearer",
         }
     }
 }
 
-/// Why credentials were refused. Both variants produce the same response.
+/// Why credentials were refused. Unknown users and wrong passwords look alike.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// The `Authorization` header is not a basic credential we can read.
+    /// The `Authorization` header is not a credential we can read.
     #[error("malformed authorization header")]
     Malformed,
     /// Unknown user or wrong password; deliberately not told apart.
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// A bearer token failed verification.
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
-/// Resolves credentials to identities: local users and their groups.
+impl AuthError {
+    /// The method whose attempt failed, for metrics.
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            AuthError::Token(_) => AuthMethod::Bearer,
+            _ => AuthMethod::Basic,
+        }
+    }
+}
+
+/// Resolves credentials to identities: local users, their groups, and bearer tokens.
 pub struct Authenticator {
     passwords: PasswordVerifier,
     groups_by_user: BTreeMap<String, Vec<String>>,
+    tokens: Option<Arc<TokenService>>,
 }
 
 /// What [`Authenticator::authenticate`] found, for metrics.
@@ -80,17 +104,19 @@ pub struct Authenticator {
 pub enum Outcome {
     /// No credentials were sent.
     Anonymous,
-    /// Verified with argon2 just now.
+    /// Verified just now (argon2 for a password, a signature for a token).
     Verified,
     /// Matched a recent successful verification.
     Cached,
 }
 
 impl Authenticator {
-    /// Builds the authenticator from the users and groups in the config.
+    /// Builds the authenticator from the users and groups in the config, and the token
+    /// service when token authentication is on.
     pub fn new(
         users: BTreeMap<String, PasswordHash>,
         groups: &BTreeMap<String, Vec<String>>,
+        tokens: Option<Arc<TokenService>>,
     ) -> Self {
         let mut groups_by_user: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (group, members) in groups {
@@ -104,6 +130,7 @@ impl Authenticator {
         Authenticator {
             passwords: PasswordVerifier::new(users),
             groups_by_user,
+            tokens,
         }
     }
 
@@ -118,6 +145,9 @@ impl Authenticator {
         let Some(header) = authorization else {
             return Ok((Identity::anonymous(), Outcome::Anonymous));
         };
+        if let Some(token) = bearer_token(header) {
+            return self.authenticate_token(token);
+        }
         let credential = basic::parse(header).ok_or(AuthError::Malformed)?;
 
         // Some clients send empty basic credentials when they have none.
@@ -126,19 +156,56 @@ impl Authenticator {
         }
 
         let outcome = self
-            .passwords
-            .verify(&credential.user, &credential.password)
+            .verify_password(&credential.user, &credential.password)
             .await?;
-        let groups = self
-            .groups_by_user
-            .get(&credential.user)
-            .cloned()
-            .unwrap_or_default();
-        let identity = Identity {
-            user: Some(credential.user),
-            groups,
-            method: AuthMethod::Basic,
-        };
+        let identity = self.identity_of(credential.user, AuthMethod::Basic);
         Ok((identity, outcome))
     }
+
+    /// Checks a user name and password, as the token endpoint does for its grants.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidCredentials`] for an unknown user or a wrong password alike.
+    pub async fn verify_password(&self, user: &str, password: &str) -> Result<Outcome, AuthError> {
+        self.passwords.verify(user, password).await
+    }
+
+    /// Whether `user` is still a configured user (a refresh token outlives its password).
+    pub fn knows_user(&self, user: &str) -> bool {
+        self.passwords.knows(user)
+    }
+
+    /// The identity of a user known by name, with their groups.
+    pub fn identity_of(&self, user: String, method: AuthMethod) -> Identity {
+        let groups = self.groups_by_user.get(&user).cloned().unwrap_or_default();
+        Identity {
+            user: Some(user),
+            groups,
+            method,
+            granted: None,
+        }
+    }
+
+    fn authenticate_token(&self, token: &str) -> Result<(Identity, Outcome), AuthError> {
+        let Some(tokens) = &self.tokens else {
+            return Err(AuthError::Token(TokenError::Invalid {
+                reason: "tokens_disabled",
+            }));
+        };
+        let verified = tokens.verify_access(token)?;
+        let mut identity = match verified.subject {
+            Some(subject) => self.identity_of(subject, AuthMethod::Bearer),
+            None => Identity::anonymous(),
+        };
+        identity.method = AuthMethod::Bearer;
+        identity.granted = Some(verified.access);
+        Ok((identity, Outcome::Verified))
+    }
+}
+
+/// The token of an `Authorization: Bearer ...` header.
+fn bearer_token(header: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(header).ok()?.trim();
+    let (scheme, token) = text.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

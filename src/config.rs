@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::acl::Rule;
+use crate::auth::token::TokenConfig;
 use crate::auth::PasswordHash;
 
 /// The sample proxy.yaml, built into the binary: `berth serve` runs on it when started
@@ -40,12 +41,24 @@ pub struct Config {
     /// Ordered access rules; first match wins, nothing matching means deny. Default: none.
     #[serde(default)]
     pub acl: Vec<Rule>,
+    /// Authentication settings beyond local users. Default: basic authentication only.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Realm named in the basic-auth challenge. Default `berth`.
     #[serde(default = "default_realm")]
     pub realm: String,
     /// Worker threads serving connections. Default: the number of CPUs.
     #[serde(default)]
     pub threads: Option<usize>,
+}
+
+/// How callers authenticate besides basic credentials.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Bearer tokens: Berth as a Docker token server. Default: off.
+    #[serde(default)]
+    pub token: Option<TokenConfig>,
 }
 
 /// Certificate and key for the HTTPS listener.
@@ -157,13 +170,19 @@ impl Config {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        for path in [
-            &mut self.tls.cert,
-            &mut self.tls.key,
-            &mut self.storage.filesystem.root,
-        ] {
+        let resolve = |path: &mut PathBuf| {
             if path.is_relative() {
                 *path = base.join(&*path);
+            }
+        };
+        resolve(&mut self.tls.cert);
+        resolve(&mut self.tls.key);
+        resolve(&mut self.storage.filesystem.root);
+        if let Some(token) = &mut self.auth.token {
+            resolve(&mut token.key);
+            for issuer in &mut token.trusted_issuers {
+                issuer.public_key.iter_mut().for_each(|p| resolve(p));
+                issuer.jwks.iter_mut().for_each(|p| resolve(p));
             }
         }
     }

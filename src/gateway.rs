@@ -9,6 +9,7 @@
 pub mod ctx;
 pub mod respond;
 pub mod route;
+mod token_endpoint;
 
 use std::sync::Arc;
 
@@ -21,7 +22,8 @@ use pingora::server::ShutdownWatch;
 use tokio::sync::mpsc;
 
 use crate::acl::{Action, Decision, Policy};
-use crate::auth::{Authenticator, Outcome};
+use crate::auth::token::{ResourceActions, TokenService};
+use crate::auth::{AuthError, AuthMethod, Authenticator, Identity, Outcome};
 use crate::metrics::Metrics;
 use crate::registry::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::registry::{Digest, Reference, Registry, RegistryError, RepositoryName, UploadId};
@@ -41,6 +43,7 @@ pub struct Gateway {
     policy: Policy,
     metrics: Metrics,
     realm: String,
+    tokens: Option<Arc<TokenService>>,
 }
 
 type Handled = Result<StatusCode, Refusal>;
@@ -52,6 +55,7 @@ impl Gateway {
         policy: Policy,
         metrics: Metrics,
         realm: String,
+        tokens: Option<Arc<TokenService>>,
     ) -> Self {
         Gateway {
             registry,
@@ -59,6 +63,26 @@ impl Gateway {
             policy,
             metrics,
             realm,
+            tokens,
+        }
+    }
+
+    /// How refused callers are told to authenticate: a bearer challenge naming the token
+    /// endpoint when token authentication is on, basic otherwise.
+    fn challenge(&self, session: &ServerSession) -> respond::Challenge {
+        let Some(tokens) = self.tokens.as_ref().filter(|t| t.config().enabled) else {
+            return respond::Challenge::Basic {
+                realm: self.realm.clone(),
+            };
+        };
+        let config = tokens.config();
+        let realm = config.realm.clone().unwrap_or_else(|| {
+            let host = header_str(session, http::header::HOST).unwrap_or("localhost");
+            format!("https://{host}/token")
+        });
+        respond::Challenge::Bearer {
+            realm,
+            service: config.service.clone(),
         }
     }
 
@@ -72,7 +96,8 @@ impl Gateway {
                 if refusal.is_server_fault() {
                     tracing::error!(error = ?refusal, "request failed");
                 }
-                respond::refusal(session, &refusal, &self.realm).await
+                let challenge = self.challenge(session);
+                respond::refusal(session, &refusal, &challenge).await
             }
         }
     }
@@ -98,10 +123,29 @@ impl Gateway {
                 }
                 ctx.identity = identity;
             }
-            Err(_) => {
-                self.metrics.auth_attempt("basic", "failure");
-                return Err(Refusal::Unauthenticated);
+            Err(error) => {
+                self.metrics
+                    .auth_attempt(error.method().as_str(), "failure");
+                let AuthError::Token(token_error) = &error else {
+                    return Err(Refusal::BadCredentials);
+                };
+                self.metrics.token_verified(token_error.metric_label());
+                tracing::info!(reason = token_error.metric_label(), "bearer token refused");
+                return Err(Refusal::Unauthenticated {
+                    scope: None,
+                    error: Some("invalid_token"),
+                });
             }
+        }
+        if ctx.identity.method == AuthMethod::Bearer {
+            self.metrics.token_verified("valid");
+        }
+
+        // The token service and its public keys live beside the registry API.
+        let path = session.req_header().uri.path();
+        if self.tokens.is_some() && token_endpoint::handles(path) {
+            ctx.route_kind = "token";
+            return self.token_endpoint(session, ctx).await;
         }
 
         // What they ask for.
@@ -112,8 +156,15 @@ impl Gateway {
         }
 
         // Whether they may.
-        if matches!(route, Route::Base) && ctx.identity.is_anonymous() {
-            return Err(Refusal::Unauthenticated);
+        let no_credentials = ctx.identity.is_anonymous() && ctx.identity.granted.is_none();
+        if matches!(route, Route::Base) && no_credentials {
+            return Err(Refusal::Unauthenticated {
+                scope: None,
+                error: None,
+            });
+        }
+        if matches!(route, Route::Catalog) {
+            self.authorize_catalog(ctx)?;
         }
         if let Some(repository) = route.repository() {
             let action = route.action(&ctx.method).ok_or(Refusal::MethodNotAllowed)?;
@@ -123,35 +174,62 @@ impl Gateway {
         self.dispatch(session, ctx, route).await
     }
 
-    /// The one place an ACL decision turns into a refusal.
+    /// The one place an access decision turns into a refusal: the ACL first, then, for a
+    /// bearer token, what the token grants.
     fn authorize(
         &self,
         ctx: &RequestCtx,
         repository: &RepositoryName,
         action: Action,
     ) -> Result<(), Refusal> {
-        let decision = self
-            .policy
-            .evaluate(&ctx.identity, repository.as_str(), action);
+        let identity = &ctx.identity;
+        let decision = self.policy.evaluate(identity, repository.as_str(), action);
         if let Decision::Deny { rule } = decision {
             self.metrics.acl_denied(action.as_str());
             tracing::info!(
-                user = ctx.identity.display_name(), repo = %repository, action = %action,
+                user = identity.display_name(), repo = %repository, action = %action,
                 acl.rule = ?rule, "access denied"
             );
-            return Err(if ctx.identity.is_anonymous() {
-                Refusal::Unauthenticated
-            } else {
-                Refusal::Denied
+            if !identity.is_anonymous() {
+                return Err(Refusal::Denied);
+            }
+            return Err(Refusal::Unauthenticated {
+                scope: Some(scope_for(repository, action)),
+                error: None,
+            });
+        }
+
+        if !token_grants(identity, repository, action) {
+            self.metrics.token_verified("insufficient_scope");
+            return Err(Refusal::Unauthenticated {
+                scope: Some(scope_for(repository, action)),
+                error: Some("invalid_token"),
             });
         }
         Ok(())
     }
 
+    /// A bearer token must carry the catalog scope to list repositories.
+    fn authorize_catalog(&self, ctx: &RequestCtx) -> Result<(), Refusal> {
+        let Some(granted) = &ctx.identity.granted else {
+            return Ok(());
+        };
+        if granted.iter().any(ResourceActions::allows_catalog) {
+            return Ok(());
+        }
+        Err(Refusal::Unauthenticated {
+            scope: Some("registry:catalog:*".into()),
+            error: Some("invalid_token"),
+        })
+    }
+
+    /// Whether the caller may do `action` on `repository`, without refusing: ACL and token.
     fn may(&self, ctx: &RequestCtx, repository: &RepositoryName, action: Action) -> bool {
-        self.policy
+        let allowed = self
+            .policy
             .evaluate(&ctx.identity, repository.as_str(), action)
-            .is_allowed()
+            .is_allowed();
+        allowed && token_grants(&ctx.identity, repository, action)
     }
 
     async fn dispatch(
@@ -641,6 +719,26 @@ impl Gateway {
 }
 
 // --- helpers ---
+
+/// Whether the caller's bearer token (if they used one) covers `action` on `repository`.
+fn token_grants(identity: &Identity, repository: &RepositoryName, action: Action) -> bool {
+    match &identity.granted {
+        None => true,
+        Some(granted) => granted
+            .iter()
+            .any(|grant| grant.allows_repository(repository.as_str(), action)),
+    }
+}
+
+/// The scope a client should ask the token endpoint for to do `action` on `repository`.
+/// Pushing needs pull too, as docker asks for both.
+fn scope_for(repository: &RepositoryName, action: Action) -> String {
+    let actions = match action {
+        Action::Push => "pull,push",
+        other => other.as_str(),
+    };
+    format!("repository:{repository}:{actions}")
+}
 
 /// Runs blocking registry work off the async threads.
 async fn blocking<T: Send + 'static>(

@@ -18,6 +18,8 @@ pub struct Metrics {
     sent_bytes: IntCounter,
     auth_attempts: IntCounterVec,
     acl_denials: IntCounterVec,
+    tokens_issued: IntCounterVec,
+    token_verifications: IntCounterVec,
     blobs_stored: IntCounter,
     manifests_stored: IntCounter,
 }
@@ -80,6 +82,16 @@ impl Metrics {
                 "Requests refused by the ACL",
                 &["action"],
             ),
+            tokens_issued: counter_vec(
+                "tokens_issued_total",
+                "Tokens issued by the token endpoint",
+                &["grant_type"],
+            ),
+            token_verifications: counter_vec(
+                "token_verifications_total",
+                "Bearer tokens checked, by result",
+                &["result"],
+            ),
             blobs_stored: counter("registry_blobs_stored_total", "Blob uploads completed"),
             manifests_stored: counter("registry_manifests_stored_total", "Manifests stored"),
             registry,
@@ -113,6 +125,16 @@ impl Metrics {
 
     pub fn acl_denied(&self, action: &str) {
         self.acl_denials.with_label_values(&[action]).inc();
+    }
+
+    /// A token issued; `grant_type` is `password`, `refresh_token` or `anonymous`.
+    pub fn token_issued(&self, grant_type: &str) {
+        self.tokens_issued.with_label_values(&[grant_type]).inc();
+    }
+
+    /// A bearer token checked; `result` is `valid` or why it was refused.
+    pub fn token_verified(&self, result: &str) {
+        self.token_verifications.with_label_values(&[result]).inc();
     }
 
     pub fn blob_stored(&self) {

@@ -92,10 +92,10 @@ pub fn ensure_dev_certificates(cert: &Path, key: &Path) -> Result<Option<DevCa>,
         .signed_by(&server_key, &ca, &ca_key)
         .map_err(generate)?;
 
-    write_file(&ca_cert_path, ca.pem().as_bytes(), false)?;
-    write_file(&ca_key_path, ca_key.serialize_pem().as_bytes(), true)?;
-    write_file(key, server_key.serialize_pem().as_bytes(), true)?;
-    write_file(cert, server.pem().as_bytes(), false)?;
+    write_new_file(&ca_cert_path, ca.pem().as_bytes(), false)?;
+    write_new_file(&ca_key_path, ca_key.serialize_pem().as_bytes(), true)?;
+    write_new_file(key, server_key.serialize_pem().as_bytes(), true)?;
+    write_new_file(cert, server.pem().as_bytes(), false)?;
     Ok(Some(DevCa {
         ca_cert: ca_cert_path,
     }))
@@ -161,7 +161,11 @@ impl ResolvesServerCert for FixedCertificate {
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), TlsError> {
+/// Writes a file that must not exist yet, creating its directory; `secret` makes it 0600.
+///
+/// # Errors
+/// [`TlsError::Write`] naming the file.
+pub fn write_new_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), TlsError> {
     let fail = |source| TlsError::Write {
         path: path.to_path_buf(),
         source,

@@ -125,6 +125,11 @@ impl PasswordVerifier {
         Ok(Outcome::Verified)
     }
 
+    /// Whether `user` is configured.
+    pub fn knows(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
     fn cache_key_for(&self, user: &str, password: &str) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.cache_key)
             .expect("HMAC takes any key length");

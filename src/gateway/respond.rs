@@ -15,9 +15,16 @@ pub enum Refusal {
     /// The registry engine refused or failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    /// No credentials, or credentials that did not check out: challenge the client.
+    /// No credentials, or a token that does not do: challenge the client. `scope` is what
+    /// to ask the token endpoint for, `error` the RFC 6750 error code for a bad token.
     #[error("authentication required")]
-    Unauthenticated,
+    Unauthenticated {
+        scope: Option<String>,
+        error: Option<&'static str>,
+    },
+    /// A user name and password that did not check out (unknown user or wrong password).
+    #[error("authentication required")]
+    BadCredentials,
     /// Authenticated, but the ACL does not allow it.
     #[error("requested access to the resource is denied")]
     Denied,
@@ -36,7 +43,9 @@ impl Refusal {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Refusal::Registry(error) => (error.status(), error.code()),
-            Refusal::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            Refusal::Unauthenticated { .. } | Refusal::BadCredentials => {
+                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+            }
             Refusal::Denied => (StatusCode::FORBIDDEN, "DENIED"),
             Refusal::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             Refusal::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
@@ -85,8 +94,43 @@ pub async fn json(
     session.write_response_body(Bytes::from(body), true).await
 }
 
+/// How a refused client is told to authenticate.
+#[derive(Debug, Clone)]
+pub enum Challenge {
+    /// `WWW-Authenticate: Basic realm=".."`
+    Basic { realm: String },
+    /// `WWW-Authenticate: Bearer realm="..",service=".."[,scope=".."][,error=".."]`
+    Bearer { realm: String, service: String },
+}
+
+impl Challenge {
+    /// The header value for a refusal.
+    fn header_value(&self, refusal: &Refusal) -> String {
+        let (realm, service) = match self {
+            Challenge::Bearer { realm, service } => (realm, service),
+            Challenge::Basic { realm } => {
+                return format!("Basic realm=\"{realm}\", charset=\"UTF-8\"");
+            }
+        };
+        let mut value = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
+        if let Refusal::Unauthenticated { scope, error } = refusal {
+            if let Some(scope) = scope {
+                value.push_str(&format!(",scope=\"{scope}\""));
+            }
+            if let Some(error) = error {
+                value.push_str(&format!(",error=\"{error}\""));
+            }
+        }
+        value
+    }
+}
+
 /// Sends the error response for `refusal` and returns its status.
-pub async fn refusal(session: &mut ServerSession, refusal: &Refusal, realm: &str) -> StatusCode {
+pub async fn refusal(
+    session: &mut ServerSession,
+    refusal: &Refusal,
+    challenge: &Challenge,
+) -> StatusCode {
     let (status, code) = refusal.status_and_code();
     let message = if refusal.is_server_fault() {
         "internal error; the registry logged the details".to_string()
@@ -105,7 +149,7 @@ pub async fn refusal(session: &mut ServerSession, refusal: &Refusal, realm: &str
         set(
             &mut head,
             "WWW-Authenticate",
-            format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
+            challenge.header_value(refusal),
         );
     }
     if let Refusal::Registry(RegistryError::RangeInvalid { current_size }) = refusal {
