@@ -107,6 +107,14 @@ impl Gateway {
         session: &mut ServerSession,
         ctx: &mut RequestCtx,
     ) -> Handled {
+        // The route is parsed first so that even refusals are logged under it; a bad path
+        // is answered only after authentication, so strangers learn nothing from it.
+        let route = Route::parse(session.req_header().uri.path());
+        if let Ok(route) = &route {
+            ctx.route_kind = route.kind();
+            ctx.repository = route.repository().map(|name| name.to_string());
+        }
+
         // Who is calling.
         let authorization = session
             .get_header(http::header::AUTHORIZATION)
@@ -149,11 +157,7 @@ impl Gateway {
         }
 
         // What they ask for.
-        let route = Route::parse(session.req_header().uri.path())?;
-        ctx.route_kind = route.kind();
-        if let Some(repository) = route.repository() {
-            ctx.repository = Some(repository.to_string());
-        }
+        let route = route?;
 
         // Whether they may.
         let no_credentials = ctx.identity.is_anonymous() && ctx.identity.granted.is_none();
@@ -264,13 +268,13 @@ impl Gateway {
                 Method::PUT,
             ) => self.manifest_put(session, ctx, repository, reference).await,
             (Route::Blob { repository, digest }, Method::GET | Method::HEAD) => {
-                self.blob_get(session, ctx, repository, digest).await
+                self.blob_get(session, repository, digest).await
             }
             (Route::UploadStart { repository }, Method::POST) => {
                 self.upload_start(session, ctx, repository).await
             }
             (Route::Upload { repository, id }, Method::PATCH) => {
-                self.upload_patch(session, ctx, repository, id).await
+                self.upload_patch(session, repository, id).await
             }
             (Route::Upload { repository, id }, Method::PUT) => {
                 self.upload_put(session, ctx, repository, id).await
@@ -381,7 +385,7 @@ impl Gateway {
         reference: Reference,
     ) -> Handled {
         let content_type = header_str(session, http::header::CONTENT_TYPE).map(str::to_string);
-        let body = read_small_body(session, ctx, MAX_MANIFEST_BYTES).await?;
+        let body = read_small_body(session, MAX_MANIFEST_BYTES).await?;
 
         let registry = self.registry.clone();
         let name = repository.clone();
@@ -410,7 +414,6 @@ impl Gateway {
     async fn blob_get(
         &self,
         session: &mut ServerSession,
-        ctx: &mut RequestCtx,
         repository: RepositoryName,
         digest: Digest,
     ) -> Handled {
@@ -484,7 +487,6 @@ impl Gateway {
         });
         while let Some(chunk) = receiver.recv().await {
             let chunk = chunk.map_err(RegistryError::Storage)?;
-            ctx.bytes_sent += chunk.len() as u64;
             session
                 .write_response_body(chunk, false)
                 .await
@@ -527,8 +529,7 @@ impl Gateway {
 
         // Monolithic upload: the whole blob in this request.
         if let Some(digest) = digest {
-            self.receive_chunk(session, ctx, &repository, &id, None)
-                .await?;
+            self.receive_chunk(session, &repository, &id, None).await?;
             return self.complete(session, ctx, repository, id, digest).await;
         }
         upload_accepted(session, &repository, &id, 0).await
@@ -548,16 +549,13 @@ impl Gateway {
     async fn upload_patch(
         &self,
         session: &mut ServerSession,
-        ctx: &mut RequestCtx,
         repository: RepositoryName,
         id: UploadId,
     ) -> Handled {
         let start = header_str(session, http::header::CONTENT_RANGE)
             .map(parse_content_range)
             .transpose()?;
-        let size = self
-            .receive_chunk(session, ctx, &repository, &id, start)
-            .await?;
+        let size = self.receive_chunk(session, &repository, &id, start).await?;
         upload_accepted(session, &repository, &id, size).await
     }
 
@@ -578,8 +576,7 @@ impl Gateway {
         let start = header_str(session, http::header::CONTENT_RANGE)
             .map(parse_content_range)
             .transpose()?;
-        self.receive_chunk(session, ctx, &repository, &id, start)
-            .await?;
+        self.receive_chunk(session, &repository, &id, start).await?;
         self.complete(session, ctx, repository, id, digest).await
     }
 
@@ -619,7 +616,6 @@ impl Gateway {
     async fn receive_chunk(
         &self,
         session: &mut ServerSession,
-        ctx: &mut RequestCtx,
         repository: &RepositoryName,
         id: &UploadId,
         start: Option<u64>,
@@ -641,7 +637,6 @@ impl Gateway {
         loop {
             match session.read_request_body().await {
                 Ok(Some(chunk)) => {
-                    ctx.bytes_received += chunk.len() as u64;
                     if sender.send(chunk).await.is_err() {
                         break; // The writer failed; its error is reported below.
                     }
@@ -686,6 +681,8 @@ impl HttpServerApp for Gateway {
 
         let mut ctx = RequestCtx::new(&session);
         let status = self.serve(&mut session, &mut ctx).await;
+        ctx.bytes_received = session.body_bytes_read() as u64;
+        ctx.bytes_sent = session.body_bytes_sent() as u64;
         self.record(&ctx, status);
 
         let settings = HttpPersistentSettings::for_session(&session);
@@ -772,30 +769,43 @@ async fn continue_if_expected(session: &mut ServerSession) -> Result<(), Refusal
 }
 
 /// Reads a body that must fit in memory (a manifest), refusing it past `limit`.
-async fn read_small_body(
-    session: &mut ServerSession,
-    ctx: &mut RequestCtx,
-    limit: usize,
-) -> Result<Vec<u8>, Refusal> {
+async fn read_small_body(session: &mut ServerSession, limit: usize) -> Result<Vec<u8>, Refusal> {
     let too_large = || RegistryError::ManifestInvalid {
         detail: format!("manifest exceeds {limit} bytes"),
     };
     let declared =
         header_str(session, http::header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
+    if declared.is_some_and(|length| length > limit.saturating_mul(DRAIN_FACTOR)) {
         return Err(too_large().into());
     }
     continue_if_expected(session).await?;
 
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = session.read_request_body().await.map_err(io)? {
-        ctx.bytes_received += chunk.len() as u64;
         if body.len() + chunk.len() > limit {
+            drain(session, limit.saturating_mul(DRAIN_FACTOR)).await;
             return Err(too_large().into());
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// How far past its limit a too-large small body is still read, so that the client, which
+/// is usually still sending, gets the error response rather than a reset connection.
+const DRAIN_FACTOR: usize = 4;
+
+/// Reads and discards the rest of the request body, up to `cap` bytes; beyond that the
+/// connection is closed after the response.
+async fn drain(session: &mut ServerSession, cap: usize) {
+    let mut drained = 0;
+    while drained <= cap {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => drained += chunk.len(),
+            _ => return,
+        }
+    }
+    session.set_keepalive(None);
 }
 
 async fn send_empty(
