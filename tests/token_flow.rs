@@ -30,7 +30,10 @@ fn config(extra_token_settings: &str) -> String {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Claims like Berth's own, for `sub` with `access`, valid now.
@@ -56,7 +59,10 @@ fn sign_as_berth(berth: &Berth, claims: &Value) -> String {
 fn token_from(response: Response) -> String {
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().unwrap();
-    body["token"].as_str().expect("token in response").to_string()
+    body["token"]
+        .as_str()
+        .expect("token in response")
+        .to_string()
 }
 
 fn get_token(berth: &Berth, client: &Client, user: Option<&str>, scopes: &[&str]) -> Value {
@@ -74,7 +80,9 @@ fn get_token(berth: &Berth, client: &Client, user: Option<&str>, scopes: &[&str]
 /// The claims of a token, read without checking it (the test only looks).
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -105,10 +113,16 @@ fn challenges_name_the_realm_service_and_scope() {
 
     let base = client.get(format!("{}/v2/", berth.url())).send().unwrap();
     assert_eq!(base.status(), StatusCode::UNAUTHORIZED);
-    let expected = format!("Bearer realm=\"{}/token\",service=\"{SERVICE}\"", berth.url());
+    let expected = format!(
+        "Bearer realm=\"{}/token\",service=\"{SERVICE}\"",
+        berth.url()
+    );
     assert_eq!(challenge(&base), expected);
 
-    let manifest = client.get(format!("{}/v2/team/app/manifests/v1", berth.url())).send().unwrap();
+    let manifest = client
+        .get(format!("{}/v2/team/app/manifests/v1", berth.url()))
+        .send()
+        .unwrap();
     assert_eq!(
         challenge(&manifest),
         format!("{expected},scope=\"repository:team/app:pull\"")
@@ -135,14 +149,25 @@ fn granted_access_is_what_was_asked_intersected_with_the_acl() {
         assert!(!claims[claim].is_null(), "missing {claim}");
     }
     let access = claims["access"].as_array().unwrap();
-    assert_eq!(access[0], json!({"type": "repository", "name": "team/app", "actions": ["pull", "push"]}));
+    assert_eq!(
+        access[0],
+        json!({"type": "repository", "name": "team/app", "actions": ["pull", "push"]})
+    );
     assert_eq!(access[1]["actions"], json!([]));
     assert_eq!(access[2]["name"], "catalog");
 
     // bob asked for push and got pull only; the registry then answers 403, not 401.
-    let bob = get_token(&berth, &client, Some("bob"), &["repository:team/app:pull,push"]);
+    let bob = get_token(
+        &berth,
+        &client,
+        Some("bob"),
+        &["repository:team/app:pull,push"],
+    );
     let bob_token = bob["token"].as_str().unwrap();
-    assert_eq!(claims_of(bob_token)["access"][0]["actions"], json!(["pull"]));
+    assert_eq!(
+        claims_of(bob_token)["access"][0]["actions"],
+        json!(["pull"])
+    );
     let push = client
         .post(format!("{}/v2/team/app/blobs/uploads/", berth.url()))
         .bearer_auth(bob_token)
@@ -161,10 +186,18 @@ fn granted_access_is_what_was_asked_intersected_with_the_acl() {
 fn a_token_works_for_its_scope_and_the_catalog_needs_its_own() {
     let berth = Berth::start(&config(""));
     let client = berth.client();
-    let body = get_token(&berth, &client, Some("alice"), &["repository:team/app:pull,push"]);
+    let body = get_token(
+        &berth,
+        &client,
+        Some("alice"),
+        &["repository:team/app:pull,push"],
+    );
     let token = body["token"].as_str().unwrap();
 
-    assert_eq!(with_bearer(&client, format!("{}/v2/", berth.url()), token).status(), 200);
+    assert_eq!(
+        with_bearer(&client, format!("{}/v2/", berth.url()), token).status(),
+        200
+    );
     let upload = client
         .post(format!("{}/v2/team/app/blobs/uploads/", berth.url()))
         .bearer_auth(token)
@@ -177,7 +210,11 @@ fn a_token_works_for_its_scope_and_the_catalog_needs_its_own() {
     assert!(challenge(&catalog).contains("scope=\"registry:catalog:*\""));
     let catalog_token = get_token(&berth, &client, Some("alice"), &["registry:catalog:*"]);
     let catalog_token = catalog_token["token"].as_str().unwrap();
-    let listed = with_bearer(&client, format!("{}/v2/_catalog", berth.url()), catalog_token);
+    let listed = with_bearer(
+        &client,
+        format!("{}/v2/_catalog", berth.url()),
+        catalog_token,
+    );
     assert_eq!(listed.status(), StatusCode::OK);
 }
 
@@ -203,7 +240,10 @@ fn refresh_tokens_follow_the_post_flow_containerd_uses() {
         .unwrap()
         .json()
         .unwrap();
-    let refresh = first["refresh_token"].as_str().expect("refresh token").to_string();
+    let refresh = first["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_string();
     assert!(first["access_token"].is_string());
 
     // grant_type=refresh_token trades it for access tokens, several scopes at once.
@@ -213,7 +253,10 @@ fn refresh_tokens_follow_the_post_flow_containerd_uses() {
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.as_str()),
             ("service", SERVICE),
-            ("scope", "repository:team/app:pull,push repository:team/lib:pull"),
+            (
+                "scope",
+                "repository:team/app:pull,push repository:team/lib:pull",
+            ),
             ("client_id", "containerd"),
         ])
         .send()
@@ -227,19 +270,30 @@ fn refresh_tokens_follow_the_post_flow_containerd_uses() {
     // A wrong password on the POST form is a 401.
     let wrong = client
         .post(&token_url)
-        .form(&[("grant_type", "password"), ("username", "alice"), ("password", "nope")])
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "nope"),
+        ])
         .send()
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 
     // A refresh token is not an access token.
-    let misuse = with_bearer(&client, format!("{}/v2/team/app/tags/list", berth.url()), &refresh);
+    let misuse = with_bearer(
+        &client,
+        format!("{}/v2/team/app/tags/list", berth.url()),
+        &refresh,
+    );
     assert_invalid_token(misuse);
     // And an access token is not a refresh token.
     let access_token = second["access_token"].as_str().unwrap();
     let swapped = client
         .post(&token_url)
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", access_token)])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", access_token),
+        ])
         .send()
         .unwrap();
     assert_eq!(swapped.status(), StatusCode::UNAUTHORIZED);
@@ -257,12 +311,20 @@ fn forged_and_misused_tokens_are_refused() {
     let mut expired = claims(issuer, SERVICE, "alice", access.clone());
     expired["exp"] = json!(now() - 600);
     expired["nbf"] = json!(now() - 900);
-    assert_invalid_token(with_bearer(&client, url.clone(), &sign_as_berth(&berth, &expired)));
+    assert_invalid_token(with_bearer(
+        &client,
+        url.clone(),
+        &sign_as_berth(&berth, &expired),
+    ));
 
     // Not yet valid.
     let mut early = claims(issuer, SERVICE, "alice", access.clone());
     early["nbf"] = json!(now() + 600);
-    assert_invalid_token(with_bearer(&client, url.clone(), &sign_as_berth(&berth, &early)));
+    assert_invalid_token(with_bearer(
+        &client,
+        url.clone(),
+        &sign_as_berth(&berth, &early),
+    ));
 
     // Signed by a key Berth does not know.
     let stranger = rcgen::KeyPair::generate().unwrap();
@@ -296,7 +358,11 @@ fn forged_and_misused_tokens_are_refused() {
 
     // Right key, wrong audience.
     let wrong_audience = claims(issuer, "someone-else", "alice", access.clone());
-    assert_invalid_token(with_bearer(&client, url.clone(), &sign_as_berth(&berth, &wrong_audience)));
+    assert_invalid_token(with_bearer(
+        &client,
+        url.clone(),
+        &sign_as_berth(&berth, &wrong_audience),
+    ));
 
     // A genuine token for repository A used on repository B.
     let for_a = get_token(&berth, &client, Some("alice"), &["repository:team/a:pull"]);
@@ -304,13 +370,25 @@ fn forged_and_misused_tokens_are_refused() {
     assert_invalid_token(on_b);
 
     // Each refusal was counted.
-    let refused: f64 = ["expired", "not_yet_valid", "signature", "algorithm", "audience"]
-        .iter()
-        .map(|result| {
-            berth.metric(&format!("berth_token_verifications_total{{result=\"{result}\"}}"))
-        })
-        .sum();
-    assert!(refused >= 5.0, "token refusals counted: {refused}\n{}", berth.metrics());
+    let refused: f64 = [
+        "expired",
+        "not_yet_valid",
+        "signature",
+        "algorithm",
+        "audience",
+    ]
+    .iter()
+    .map(|result| {
+        berth.metric(&format!(
+            "berth_token_verifications_total{{result=\"{result}\"}}"
+        ))
+    })
+    .sum();
+    assert!(
+        refused >= 5.0,
+        "token refusals counted: {refused}\n{}",
+        berth.metrics()
+    );
     assert!(berth.metric("berth_token_verifications_total{result=\"insufficient_scope\"}") >= 1.0);
 }
 
@@ -319,7 +397,8 @@ fn tokens_from_a_trusted_outside_issuer_are_honoured_within_the_acl() {
     let ci_key = rcgen::KeyPair::generate().unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ci.pem"), ci_key.public_key_pem()).unwrap();
-    let trusted = "    trusted_issuers:\n      - {issuer: ci, audience: berth-ci, public_key: ci.pem}\n";
+    let trusted =
+        "    trusted_issuers:\n      - {issuer: ci, audience: berth-ci, public_key: ci.pem}\n";
     let berth = Berth::start_in(dir, &config(trusted));
     let client = berth.client();
     let sign = |claims: &Value| {
@@ -329,20 +408,39 @@ fn tokens_from_a_trusted_outside_issuer_are_honoured_within_the_acl() {
     let base = format!("{}/v2/team/app/blobs/uploads/", berth.url());
 
     // bob's CI token claims push; the ACL still gives bob pull only.
-    let bob = sign(&claims("ci", "berth-ci", "bob", repository_access("team/app", &["pull", "push"])));
+    let bob = sign(&claims(
+        "ci",
+        "berth-ci",
+        "bob",
+        repository_access("team/app", &["pull", "push"]),
+    ));
     let pushed = client.post(&base).bearer_auth(&bob).send().unwrap();
     assert_eq!(pushed.status(), StatusCode::FORBIDDEN);
-    let pulled = with_bearer(&client, format!("{}/v2/team/app/tags/list", berth.url()), &bob);
+    let pulled = with_bearer(
+        &client,
+        format!("{}/v2/team/app/tags/list", berth.url()),
+        &bob,
+    );
     assert_ne!(pulled.status(), StatusCode::UNAUTHORIZED);
     assert_ne!(pulled.status(), StatusCode::FORBIDDEN);
 
     // alice's CI token may push.
-    let alice = sign(&claims("ci", "berth-ci", "alice", repository_access("team/app", &["push"])));
+    let alice = sign(&claims(
+        "ci",
+        "berth-ci",
+        "alice",
+        repository_access("team/app", &["push"]),
+    ));
     let started = client.post(&base).bearer_auth(&alice).send().unwrap();
     assert_eq!(started.status(), StatusCode::ACCEPTED);
 
     // The issuer's tokens must name its audience.
-    let wrong = sign(&claims("ci", SERVICE, "alice", repository_access("team/app", &["push"])));
+    let wrong = sign(&claims(
+        "ci",
+        SERVICE,
+        "alice",
+        repository_access("team/app", &["push"]),
+    ));
     assert_invalid_token(client.post(&base).bearer_auth(&wrong).send().unwrap());
 }
 
@@ -362,9 +460,15 @@ fn docker_style_login_gets_an_identity_token() {
         .send()
         .unwrap();
     let body: Value = login.json().unwrap();
-    let refresh = body["refresh_token"].as_str().expect("identity token").to_string();
+    let refresh = body["refresh_token"]
+        .as_str()
+        .expect("identity token")
+        .to_string();
     let token = body["token"].as_str().unwrap();
-    assert_eq!(with_bearer(&client, format!("{}/v2/", berth.url()), token).status(), 200);
+    assert_eq!(
+        with_bearer(&client, format!("{}/v2/", berth.url()), token).status(),
+        200
+    );
 
     let wrong = client
         .get(format!("{}/token?service={SERVICE}", berth.url()))
@@ -392,7 +496,10 @@ fn docker_style_login_gets_an_identity_token() {
         .send()
         .unwrap();
     let token = token_from(traded);
-    assert_eq!(claims_of(&token)["access"][0]["actions"], json!(["pull", "push"]));
+    assert_eq!(
+        claims_of(&token)["access"][0]["actions"],
+        json!(["pull", "push"])
+    );
     assert!(berth.metric("berth_tokens_issued_total{grant_type=\"refresh_token\"}") >= 1.0);
     assert!(berth.metric("berth_tokens_issued_total{grant_type=\"password\"}") >= 1.0);
 }

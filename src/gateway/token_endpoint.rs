@@ -60,7 +60,7 @@ impl Gateway {
         let request = match ctx.method {
             Method::GET => self.token_request_from_query(session, ctx),
             Method::POST => {
-                let body = read_small_body(session, ctx, MAX_FORM_BYTES).await?;
+                let body = read_small_body(session, MAX_FORM_BYTES).await?;
                 token_request_from_form(&body)
             }
             _ => return Err(Refusal::MethodNotAllowed),

@@ -59,6 +59,11 @@ impl Docker {
         Docker { host, config }
     }
 
+    /// The private client config directory (`config.json` lives there).
+    pub fn config_dir(&self) -> &Path {
+        self.config.path()
+    }
+
     /// Runs `docker ARGS` and captures its output.
     pub fn run(&self, args: &[&str]) -> DockerOutput {
         self.run_with_stdin(args, None)
