@@ -12,6 +12,7 @@ pub mod token;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::acl::Action;
 pub use password::{PasswordHash, PasswordVerifier};
 use token::{ResourceActions, TokenError, TokenService};
 
@@ -44,6 +45,17 @@ impl Identity {
         self.user.is_none()
     }
 
+    /// Whether a bearer token, when one was used, covers `action` on `repository`; always
+    /// true for every other method, whose reach only the ACL bounds.
+    pub fn token_allows(&self, repository: &str, action: Action) -> bool {
+        match &self.granted {
+            None => true,
+            Some(granted) => granted
+                .iter()
+                .any(|grant| grant.allows_repository(repository, action)),
+        }
+    }
+
     /// The user name for logs; `-` for anonymous callers.
     pub fn display_name(&self) -> &str {
         self.user.as_deref().unwrap_or("-")
@@ -56,6 +68,8 @@ pub enum AuthMethod {
     Anonymous,
     Basic,
     Bearer,
+    /// The web UI's session cookie, after signing in with a password.
+    Session,
 }
 
 impl AuthMethod {
@@ -64,6 +78,7 @@ impl AuthMethod {
             AuthMethod::Anonymous => "anonymous",
             AuthMethod::Basic => "basic",
             AuthMethod::Bearer => "bearer",
+            AuthMethod::Session => "session",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod ctx;
 pub mod respond;
 pub mod route;
 mod token_endpoint;
+mod ui_endpoint;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::auth::{AuthError, AuthMethod, Authenticator, Identity, Outcome};
 use crate::metrics::Metrics;
 use crate::registry::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::registry::{Digest, Reference, Registry, RegistryError, RepositoryName, UploadId};
+use crate::ui::{self, Ui};
 pub use ctx::RequestCtx;
 use respond::{set, Refusal};
 use route::Route;
@@ -44,11 +46,13 @@ pub struct Gateway {
     metrics: Metrics,
     realm: String,
     tokens: Option<Arc<TokenService>>,
+    ui: Arc<Ui>,
 }
 
 type Handled = Result<StatusCode, Refusal>;
 
 impl Gateway {
+    /// The gateway over `registry`, with the web UI seeing what `policy` lets each visitor see.
     pub fn new(
         registry: Arc<Registry>,
         auth: Authenticator,
@@ -57,7 +61,9 @@ impl Gateway {
         realm: String,
         tokens: Option<Arc<TokenService>>,
     ) -> Self {
+        let ui = Arc::new(Ui::new(registry.clone(), policy.clone(), metrics.clone()));
         Gateway {
+            ui,
             registry,
             auth,
             policy,
@@ -154,6 +160,12 @@ impl Gateway {
         if self.tokens.is_some() && token_endpoint::handles(path) {
             ctx.route_kind = "token";
             return self.token_endpoint(session, ctx).await;
+        }
+
+        // The web UI has its own pages, sign-in and access checks.
+        if ui::handles(path) {
+            ctx.route_kind = "ui";
+            return self.ui_endpoint(session, ctx).await;
         }
 
         // What they ask for.
@@ -395,6 +407,7 @@ impl Gateway {
         })
         .await?;
         self.metrics.manifest_stored();
+        self.ui.repository_changed(&repository);
         let user = ctx.identity.display_name();
         tracing::info!(user, repo = %repository, reference = %reference,
             digest = %digest, "manifest pushed");
@@ -719,12 +732,7 @@ impl Gateway {
 
 /// Whether the caller's bearer token (if they used one) covers `action` on `repository`.
 fn token_grants(identity: &Identity, repository: &RepositoryName, action: Action) -> bool {
-    match &identity.granted {
-        None => true,
-        Some(granted) => granted
-            .iter()
-            .any(|grant| grant.allows_repository(repository.as_str(), action)),
-    }
+    identity.token_allows(repository.as_str(), action)
 }
 
 /// The scope a client should ask the token endpoint for to do `action` on `repository`.

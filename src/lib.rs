@@ -17,6 +17,9 @@
 //! 6. [`gateway::respond`] writes the response or the spec's JSON error, and [`metrics`]
 //!    and the access log record it.
 //!
+//! Requests under `/ui/` go instead to the [`ui`], the built-in web pages, which checks the
+//! same ACL for every repository it shows.
+//!
 //! [`config`] reads proxy.yaml; [`cli`] is the command line.
 
 pub mod acl;
@@ -30,3 +33,4 @@ pub mod registry;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
+pub mod ui;

@@ -6,7 +6,9 @@
 //! pool, never on the async threads that serve connections.
 
 pub mod blob;
+pub mod browse;
 pub mod catalog;
+pub mod delete;
 pub mod error;
 pub mod manifest;
 pub mod name;

@@ -8,6 +8,7 @@ use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 
 use crate::registry::RegistryError;
+use crate::ui::{self, UiError, UiResponse};
 
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,52 @@ pub async fn json(
     set(&mut head, "Content-Length", body.len());
     session.write_response_header(Box::new(head)).await?;
     session.write_response_body(Bytes::from(body), true).await
+}
+
+/// The status of a web UI error.
+pub fn ui_status(error: &UiError) -> StatusCode {
+    match error {
+        UiError::NotFound => StatusCode::NOT_FOUND,
+        UiError::SignInRequired | UiError::BadCredentials => StatusCode::UNAUTHORIZED,
+        UiError::Denied | UiError::Forged => StatusCode::FORBIDDEN,
+        UiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        UiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        UiError::Registry(error) => error.status(),
+        UiError::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Sends a web UI response, with the headers every UI response carries: the content
+/// security policy, no framing, no MIME sniffing, and no referrer to other sites.
+pub async fn ui(session: &mut ServerSession, response: UiResponse) -> pingora::Result<StatusCode> {
+    let mut head = ResponseHeader::build(response.status, Some(10)).expect("valid status");
+    set(&mut head, "Content-Type", response.content_type);
+    set(&mut head, "Content-Length", response.body.len());
+    set(&mut head, "Cache-Control", response.cache_control);
+    set(
+        &mut head,
+        "Content-Security-Policy",
+        ui::CONTENT_SECURITY_POLICY,
+    );
+    set(&mut head, "X-Content-Type-Options", "nosniff");
+    set(&mut head, "X-Frame-Options", "DENY");
+    set(&mut head, "Referrer-Policy", "same-origin");
+    if let Some(location) = response.location {
+        set(&mut head, "Location", location);
+    }
+    if let Some(cookie) = response.set_cookie {
+        set(&mut head, "Set-Cookie", cookie);
+    }
+    session.write_response_header(Box::new(head)).await?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    if head_only || response.body.is_empty() {
+        session.finish_body().await?;
+    } else {
+        session
+            .write_response_body(Bytes::from(response.body), true)
+            .await?;
+    }
+    Ok(response.status)
 }
 
 /// How a refused client is told to authenticate.

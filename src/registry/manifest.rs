@@ -140,7 +140,7 @@ impl Registry {
     }
 
     /// The digest a reference names in `repository`.
-    fn resolve(
+    pub(super) fn resolve(
         &self,
         repository: &RepositoryName,
         reference: &Reference,

@@ -82,6 +82,11 @@ impl Layout {
         self.digest_dir(index, digest).join("link")
     }
 
+    /// The folder of a repository's manifest revision links.
+    pub fn manifest_revisions(&self, name: &RepositoryName) -> PathBuf {
+        self.repository(name).join("_manifests/revisions")
+    }
+
     pub fn upload_dir(&self, name: &RepositoryName, id: &UploadId) -> PathBuf {
         self.repository(name).join("_uploads").join(id.as_str())
     }

@@ -6,6 +6,7 @@
 
 pub mod docker;
 pub mod oci;
+pub mod ui;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
