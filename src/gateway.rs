@@ -195,7 +195,10 @@ impl Gateway {
                 acl.rule = ?rule, "access denied"
             );
             if !identity.is_anonymous() {
-                return Err(Refusal::Denied);
+                return Err(Refusal::Denied {
+                    repository: repository.to_string(),
+                    action,
+                });
             }
             return Err(Refusal::Unauthenticated {
                 scope: Some(scope_for(repository, action)),

@@ -7,6 +7,7 @@ use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 
+use crate::acl::Action;
 use crate::registry::RegistryError;
 
 /// Why a request was not served.
@@ -27,7 +28,7 @@ pub enum Refusal {
     BadCredentials,
     /// Authenticated, but the ACL does not allow it.
     #[error("requested access to the resource is denied")]
-    Denied,
+    Denied { repository: String, action: Action },
     /// The route exists but not with this method.
     #[error("the operation is unsupported")]
     MethodNotAllowed,
@@ -46,7 +47,7 @@ impl Refusal {
             Refusal::Unauthenticated { .. } | Refusal::BadCredentials => {
                 (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
             }
-            Refusal::Denied => (StatusCode::FORBIDDEN, "DENIED"),
+            Refusal::Denied { .. } => (StatusCode::FORBIDDEN, "DENIED"),
             Refusal::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             Refusal::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Refusal::BadRequest(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
@@ -137,8 +138,13 @@ pub async fn refusal(
     } else {
         refusal.to_string()
     };
+    // The detail names what was refused, as the CNCF registry does; docker also needs a
+    // detail to recognise DENIED as final instead of retrying the push for a minute.
     let detail = match refusal {
         Refusal::Registry(error) => error.detail(),
+        Refusal::Denied { repository, action } => {
+            serde_json::json!({ "Type": "repository", "Name": repository, "Action": action.as_str() })
+        }
         _ => serde_json::Value::Null,
     };
     let body =
