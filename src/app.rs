@@ -59,10 +59,12 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
     let certified_key = tls::load_certified_key(&config.tls.cert, &config.tls.key)?;
 
     let root = &config.storage.filesystem.root;
-    let registry = Registry::open(root).map_err(|source| StartError::Storage {
-        path: root.clone(),
-        source,
-    })?;
+    let registry = Registry::open(root)
+        .map_err(|source| StartError::Storage {
+            path: root.clone(),
+            source,
+        })?
+        .with_delete(config.storage.delete);
     let metrics = Metrics::register();
     let auth = Authenticator::new(config.users.clone(), &config.groups);
     let policy = Policy::new(config.acl.clone());
