@@ -552,7 +552,7 @@ impl Gateway {
             None => {
                 let all = blocking({
                     let registry = registry.clone();
-                    move || registry.catalog()
+                    move || registry.blob_repositories()
                 })
                 .await?;
                 let readable: Vec<RepositoryName> = all
