@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod oci_layout;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
