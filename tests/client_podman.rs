@@ -110,34 +110,21 @@ fn podman_logs_in_pushes_and_pulls() {
     assert!(!refused.status.success(), "login trusted an unknown CA");
 
     let certs = podman.cert_dir();
-    let wrong = podman.command(
-        &[
-            "login",
-            "--cert-dir",
-            certs,
-            "-u",
-            "alice",
-            "--password-stdin",
-            &host,
-        ],
-        Some("wrong password"),
-    );
+    let login = [
+        "login",
+        "--cert-dir",
+        certs,
+        "-u",
+        "alice",
+        "--password-stdin",
+        &host,
+    ];
+    let wrong = podman.command(&login, Some("wrong password"));
     assert!(
         !wrong.status.success(),
         "login with a wrong password succeeded"
     );
-    podman.run(
-        &[
-            "login",
-            "--cert-dir",
-            certs,
-            "-u",
-            "alice",
-            "--password-stdin",
-            &host,
-        ],
-        Some(PASSWORD),
-    );
+    podman.run(&login, Some(PASSWORD));
     podman.run(&["push", "--cert-dir", certs, &image], None);
 
     // Berth holds it, readable over HTTP.
