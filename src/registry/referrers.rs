@@ -16,8 +16,11 @@ use crate::storage::fs;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Referrer {
+    /// The referrer's own media type (an OCI image manifest or index).
     pub media_type: String,
+    /// The referrer's digest.
     pub digest: String,
+    /// The referrer's size in bytes.
     pub size: u64,
     /// The manifest's `artifactType`, else (for an image manifest) its config's media type.
     #[serde(skip_serializing_if = "Option::is_none")]
