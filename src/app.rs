@@ -62,10 +62,12 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
     let certified_key = tls::load_certified_key(&config.tls.cert, &config.tls.key)?;
 
     let root = &config.storage.filesystem.root;
-    let registry = Registry::open(root).map_err(|source| StartError::Storage {
-        path: root.clone(),
-        source,
-    })?;
+    let registry = Registry::open(root)
+        .map_err(|source| StartError::Storage {
+            path: root.clone(),
+            source,
+        })?
+        .with_delete(config.storage.delete);
     let tokens = match config.auth.token.clone().filter(|token| token.enabled) {
         Some(token_config) => Some(Arc::new(TokenService::load(token_config)?)),
         None => None,

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::acl::Rule;
 use crate::auth::token::TokenConfig;
 use crate::auth::PasswordHash;
+use crate::registry::DeleteConfig;
 
 /// The sample proxy.yaml, built into the binary: `berth serve` runs on it when started
 /// without a config file in the working directory.
@@ -74,6 +75,9 @@ pub struct TlsConfig {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub filesystem: FilesystemConfig,
+    /// Whether content may be deleted. Default: deletion off.
+    #[serde(default)]
+    pub delete: DeleteConfig,
 }
 
 /// Filesystem storage in the CNCF registry's layout.

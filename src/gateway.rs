@@ -26,9 +26,11 @@ use crate::auth::token::{ResourceActions, TokenService};
 use crate::auth::{AuthError, AuthMethod, Authenticator, Identity, Outcome};
 use crate::metrics::Metrics;
 use crate::registry::manifest::{self, MAX_MANIFEST_BYTES};
-use crate::registry::{Digest, Reference, Registry, RegistryError, RepositoryName, UploadId};
+use crate::registry::{
+    ByteRange, Digest, Reference, Registry, RegistryError, RepositoryName, UploadId,
+};
 pub use ctx::RequestCtx;
-use respond::{set, Refusal};
+use respond::{set, upload_headers, Refusal};
 use route::Route;
 
 /// Chunks in flight between the connection and the blocking writer or reader.
@@ -270,8 +272,24 @@ impl Gateway {
                 },
                 Method::PUT,
             ) => self.manifest_put(session, ctx, repository, reference).await,
+            (
+                Route::Manifest {
+                    repository,
+                    reference,
+                },
+                Method::DELETE,
+            ) => {
+                self.manifest_delete(session, ctx, repository, reference)
+                    .await
+            }
             (Route::Blob { repository, digest }, Method::GET | Method::HEAD) => {
                 self.blob_get(session, repository, digest).await
+            }
+            (Route::Blob { repository, digest }, Method::DELETE) => {
+                self.blob_delete(session, ctx, repository, digest).await
+            }
+            (Route::Referrers { repository, digest }, Method::GET | Method::HEAD) => {
+                self.referrers(session, repository, digest).await
             }
             (Route::UploadStart { repository }, Method::POST) => {
                 self.upload_start(session, ctx, repository).await
@@ -287,8 +305,11 @@ impl Gateway {
             }
             (Route::Upload { repository, id }, Method::DELETE) => {
                 let registry = self.registry.clone();
-                blocking(move || registry.upload_cancel(&repository, &id)).await?;
-                send_empty(session, respond::header(StatusCode::NO_CONTENT)).await
+                let (name, upload) = (repository.clone(), id.clone());
+                blocking(move || registry.upload_cancel(&name, &upload)).await?;
+                let mut head = respond::header(StatusCode::NO_CONTENT);
+                set(&mut head, "Docker-Upload-UUID", id);
+                send_empty(session, head).await
             }
             (Route::Unknown, _) => Err(Refusal::NotFound),
             _ => Err(Refusal::MethodNotAllowed),
@@ -334,6 +355,36 @@ impl Gateway {
         }
         let body = serde_json::json!({ "name": repository.as_str(), "tags": page });
         respond::json(session, head, serde_json::to_vec(&body).expect("JSON"))
+            .await
+            .map_err(io)?;
+        Ok(StatusCode::OK)
+    }
+
+    /// `GET /v2/<name>/referrers/<digest>`: an OCI index of the manifests whose `subject` is
+    /// `digest`, optionally only those of one `artifactType`.
+    async fn referrers(
+        &self,
+        session: &mut ServerSession,
+        repository: RepositoryName,
+        digest: Digest,
+    ) -> Handled {
+        let artifact_type = query(session).get("artifactType").cloned();
+        let registry = self.registry.clone();
+        let wanted = artifact_type.clone();
+        let found =
+            blocking(move || registry.referrers(&repository, &digest, wanted.as_deref())).await?;
+
+        let mut head = respond::header(StatusCode::OK);
+        if artifact_type.is_some() {
+            set(&mut head, "OCI-Filters-Applied", "artifactType");
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": manifest::OCI_INDEX,
+            "manifests": found,
+        });
+        let body = serde_json::to_vec(&index).expect("JSON values serialise");
+        respond::json_typed(session, head, manifest::OCI_INDEX, body)
             .await
             .map_err(io)?;
         Ok(StatusCode::OK)
@@ -393,10 +444,11 @@ impl Gateway {
         let registry = self.registry.clone();
         let name = repository.clone();
         let stored_reference = reference.clone();
-        let digest = blocking(move || {
+        let pushed = blocking(move || {
             registry.manifest_put(&name, &stored_reference, content_type.as_deref(), &body)
         })
         .await?;
+        let digest = pushed.digest;
         self.metrics.manifest_stored();
         let user = ctx.identity.display_name();
         tracing::info!(user, repo = %repository, reference = %reference,
@@ -409,10 +461,43 @@ impl Gateway {
             format!("/v2/{repository}/manifests/{digest}"),
         );
         set(&mut head, "Docker-Content-Digest", &digest);
+        if let Some(subject) = pushed.subject {
+            set(&mut head, "OCI-Subject", subject);
+        }
         send_empty(session, head).await
     }
 
+    async fn manifest_delete(
+        &self,
+        session: &mut ServerSession,
+        ctx: &RequestCtx,
+        repository: RepositoryName,
+        reference: Reference,
+    ) -> Handled {
+        let registry = self.registry.clone();
+        let (name, target) = (repository.clone(), reference.clone());
+        blocking(move || registry.manifest_delete(&name, &target)).await?;
+        let user = ctx.identity.display_name();
+        tracing::info!(user, repo = %repository, reference = %reference, "manifest deleted");
+        send_empty(session, respond::header(StatusCode::ACCEPTED)).await
+    }
+
     // --- blobs ---
+
+    async fn blob_delete(
+        &self,
+        session: &mut ServerSession,
+        ctx: &RequestCtx,
+        repository: RepositoryName,
+        digest: Digest,
+    ) -> Handled {
+        let registry = self.registry.clone();
+        let (name, target) = (repository.clone(), digest.clone());
+        blocking(move || registry.blob_delete(&name, &target)).await?;
+        let user = ctx.identity.display_name();
+        tracing::info!(user, repo = %repository, digest = %digest, "blob deleted");
+        send_empty(session, respond::header(StatusCode::ACCEPTED)).await
+    }
 
     async fn blob_get(
         &self,
@@ -420,10 +505,7 @@ impl Gateway {
         repository: RepositoryName,
         digest: Digest,
     ) -> Handled {
-        let range = header_str(session, http::header::RANGE)
-            .map(parse_range)
-            .transpose()?
-            .flatten();
+        let range = header_str(session, http::header::RANGE).and_then(parse_range);
         let registry = self.registry.clone();
         let wanted = digest.clone();
         let reader = blocking(move || registry.blob_open(&repository, &wanted, range)).await?;
@@ -515,14 +597,11 @@ impl Gateway {
 
         // Cross-repository mount: only from a repository the caller may pull; otherwise an
         // ordinary upload starts, so the answer tells nothing about other repositories.
-        if let (Some(mount), Some(from)) = (query.get("mount"), query.get("from")) {
+        if let Some(mount) = query.get("mount") {
             let digest = Digest::parse(mount)?;
-            if let Ok(from) = RepositoryName::parse(from) {
-                if self.may(ctx, &from, Action::Pull)
-                    && self.mount(&repository, &from, &digest).await?
-                {
-                    return blob_created(session, &repository, &digest).await;
-                }
+            let from = query.get("from").map(|from| RepositoryName::parse(from));
+            if self.mount(ctx, &repository, from, &digest).await? {
+                return blob_created(session, &repository, &digest, None).await;
             }
         }
 
@@ -538,14 +617,37 @@ impl Gateway {
         upload_accepted(session, &repository, &id, 0).await
     }
 
+    /// Mounts `digest` from `from` or, without `from`, from any repository the caller may
+    /// pull that holds it. Returns whether it did; a bad `from` name just means no mount.
     async fn mount(
         &self,
+        ctx: &RequestCtx,
         repository: &RepositoryName,
-        from: &RepositoryName,
+        from: Option<Result<RepositoryName, RegistryError>>,
         digest: &Digest,
     ) -> Result<bool, Refusal> {
         let registry = self.registry.clone();
-        let (to, from, digest) = (repository.clone(), from.clone(), digest.clone());
+        let (to, digest) = (repository.clone(), digest.clone());
+        let from = match from {
+            Some(Ok(from)) => from,
+            Some(Err(_)) => return Ok(false),
+            None => {
+                let all = blocking({
+                    let registry = registry.clone();
+                    move || registry.blob_repositories()
+                })
+                .await?;
+                let readable: Vec<RepositoryName> = all
+                    .into_iter()
+                    .filter(|candidate| self.may(ctx, candidate, Action::Pull))
+                    .collect();
+                let found = blocking(move || registry.blob_mount_from_any(&to, &readable, &digest));
+                return Ok(found.await?);
+            }
+        };
+        if !self.may(ctx, &from, Action::Pull) {
+            return Ok(false);
+        }
         Ok(blocking(move || registry.blob_mount(&to, &from, &digest)).await?)
     }
 
@@ -606,12 +708,12 @@ impl Gateway {
         digest: Digest,
     ) -> Handled {
         let registry = self.registry.clone();
-        let (name, wanted) = (repository.clone(), digest.clone());
-        let size = blocking(move || registry.upload_complete(&name, &id, &wanted)).await?;
+        let (name, wanted, upload) = (repository.clone(), digest.clone(), id.clone());
+        let size = blocking(move || registry.upload_complete(&name, &upload, &wanted)).await?;
         self.metrics.blob_stored();
         let user = ctx.identity.display_name();
         tracing::debug!(user, repo = %repository, digest = %digest, size, "blob stored");
-        blob_created(session, &repository, &digest).await
+        blob_created(session, &repository, &digest, Some(&id)).await
     }
 
     /// Streams the request body into the upload session; returns the session's new size.
@@ -827,23 +929,6 @@ async fn send_empty(
     Ok(status)
 }
 
-fn upload_headers(
-    status: StatusCode,
-    repository: &RepositoryName,
-    id: &UploadId,
-    size: u64,
-) -> pingora::http::ResponseHeader {
-    let mut head = respond::header(status);
-    set(
-        &mut head,
-        "Location",
-        format!("/v2/{repository}/blobs/uploads/{id}"),
-    );
-    set(&mut head, "Docker-Upload-UUID", id);
-    set(&mut head, "Range", format!("0-{}", size.saturating_sub(1)));
-    head
-}
-
 async fn upload_accepted(
     session: &mut ServerSession,
     repository: &RepositoryName,
@@ -857,10 +942,12 @@ async fn upload_accepted(
     .await
 }
 
+/// 201 for a blob now in `repository`; `upload` names the session that delivered it.
 async fn blob_created(
     session: &mut ServerSession,
     repository: &RepositoryName,
     digest: &Digest,
+    upload: Option<&UploadId>,
 ) -> Handled {
     let mut head = respond::header(StatusCode::CREATED);
     set(
@@ -869,6 +956,9 @@ async fn blob_created(
         format!("/v2/{repository}/blobs/{digest}"),
     );
     set(&mut head, "Docker-Content-Digest", digest);
+    if let Some(id) = upload {
+        set(&mut head, "Docker-Upload-UUID", id);
+    }
     send_empty(session, head).await
 }
 
@@ -907,33 +997,28 @@ fn paginate(
     Ok((page, next))
 }
 
-/// `Range: bytes=first-[last]` for a blob read; `None` when the header is not a single range
-/// we understand (then the whole blob is sent, as HTTP allows).
-fn parse_range(value: &str) -> Result<Option<(u64, Option<u64>)>, Refusal> {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
-        return Ok(None);
-    };
-    let Some((first, last)) = spec.split_once('-') else {
-        return Ok(None);
-    };
-    if spec.contains(',') || first.is_empty() {
-        return Ok(None);
+/// `Range: bytes=first-[last]` or `bytes=-count` for a blob read; `None` when the header is
+/// not a single range we understand, and then the whole blob is sent with 200, as HTTP
+/// (RFC 9110, section 14.2) lets a server ignore a Range it cannot parse.
+fn parse_range(value: &str) -> Option<ByteRange> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    let (first, last) = spec.split_once('-')?;
+    if spec.contains(',') {
+        return None;
     }
-    let first: u64 = first
-        .trim()
-        .parse()
-        .map_err(|_| Refusal::BadRequest("malformed Range".into()))?;
-    let last = match last.trim() {
+    let (first, last) = (first.trim(), last.trim());
+    if first.is_empty() {
+        return last.parse().ok().map(ByteRange::Suffix);
+    }
+    let first: u64 = first.parse().ok()?;
+    let last: Option<u64> = match last {
         "" => None,
-        text => Some(
-            text.parse::<u64>()
-                .map_err(|_| Refusal::BadRequest("malformed Range".into()))?,
-        ),
+        text => Some(text.parse().ok()?),
     };
     if last.is_some_and(|last| last < first) {
-        return Ok(None);
+        return None;
     }
-    Ok(Some((first, last)))
+    Some(ByteRange::From { first, last })
 }
 
 /// `Content-Range: first-last` (or `bytes first-last/*`) on a chunk: where it starts.

@@ -7,9 +7,11 @@
 
 pub mod blob;
 pub mod catalog;
+pub mod delete;
 pub mod error;
 pub mod manifest;
 pub mod name;
+pub mod referrers;
 pub mod tag;
 pub mod upload;
 
@@ -17,8 +19,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use serde::Deserialize;
+
 use crate::storage::Layout;
 
+pub use blob::ByteRange;
 pub use error::RegistryError;
 pub use name::{Digest, Reference, RepositoryName, Tag, UploadId};
 
@@ -28,6 +33,22 @@ pub struct Registry {
     /// Hash state of uploads in progress, so a digest is computed once while bytes stream.
     /// A session missing here (after a restart) is rehashed from its data file when needed.
     upload_hashes: Mutex<HashMap<UploadId, upload::HashState>>,
+    /// What may be deleted.
+    delete: DeleteConfig,
+}
+
+/// `storage.delete` in proxy.yaml: whether manifests, tags and blobs may be deleted.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteConfig {
+    /// Whether `DELETE` on manifests, tags and blobs is served. Default `false`: they are
+    /// refused with 405 `UNSUPPORTED`.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Whether a manifest that an index in the same repository still lists may be deleted.
+    /// Default `false`: such a delete is refused with 409, so the index keeps no hole.
+    #[serde(default)]
+    pub referenced_manifests: bool,
 }
 
 impl Registry {
@@ -40,7 +61,14 @@ impl Registry {
         Ok(Registry {
             layout: Layout::new(root),
             upload_hashes: Mutex::new(HashMap::new()),
+            delete: DeleteConfig::default(),
         })
+    }
+
+    /// The same registry with deletion configured as `delete` says (off by default).
+    pub fn with_delete(mut self, delete: DeleteConfig) -> Self {
+        self.delete = delete;
+        self
     }
 
     /// Where this registry keeps things.

@@ -16,8 +16,10 @@ fi
 # --- packages --------------------------------------------------------------------------
 # cmake builds Pingora's C dependencies; docker.io and docker-registry (the CNCF registry)
 # are the real clients and servers the end-to-end tests use; gcc + libc6-dev compile the
-# static hello binary that goes into the test image.
-needed=(cmake docker.io docker-registry gcc libc6-dev curl ca-certificates)
+# static hello binary that goes into the test image. skopeo, podman, containerd (ctr) and
+# python3-venv (for the oras SDK from PyPI) are the other clients the OCI tests drive.
+needed=(cmake docker.io docker-registry gcc libc6-dev curl ca-certificates
+    skopeo podman containerd python3-venv)
 missing=()
 for package in "${needed[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
@@ -56,6 +58,19 @@ fi
 # and AWS_CA_BUNDLE in the registry's S3 code) trust behind our back. cargo finds the
 # system store without them.
 unset AWS_CA_BUNDLE REQUESTS_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE
+
+# --- the oras SDK -----------------------------------------------------------------------
+# tests/client_oras.rs drives the Python `oras` package; it lives in a virtualenv under
+# target/ (Debian's python3, so the system's pip policy is left alone), made once.
+oras_venv=$PWD/target/oras-venv
+if [[ ! -x $oras_venv/bin/python3 ]] || ! "$oras_venv/bin/python3" -c 'import oras' 2>/dev/null; then
+    echo "run-all.sh: making $oras_venv with oras from PyPI"
+    rm -rf "$oras_venv"
+    mkdir -p "$PWD/target"
+    /usr/bin/python3 -m venv "$oras_venv"
+    "$oras_venv/bin/pip" install --quiet 'oras==0.2.*'
+fi
+export BERTH_ORAS_PYTHON=$oras_venv/bin/python3
 
 # --- a private dockerd -----------------------------------------------------------------
 # Everything it owns lives in one temp dir, so it never touches a system dockerd. vfs works

@@ -8,7 +8,7 @@ use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 
 use crate::acl::Action;
-use crate::registry::RegistryError;
+use crate::registry::{RegistryError, RepositoryName, UploadId};
 
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
@@ -83,13 +83,43 @@ pub fn set(header: &mut ResponseHeader, name: &'static str, value: impl ToString
         .expect("header values built here are valid");
 }
 
+/// The headers of every answer about an upload session: where to send the next request,
+/// the session's id, and the bytes it holds as `Range: 0-<last>` (`0-0` when empty, as the
+/// CNCF registry answers).
+pub fn upload_headers(
+    status: StatusCode,
+    repository: &RepositoryName,
+    id: &UploadId,
+    size: u64,
+) -> ResponseHeader {
+    let mut head = header(status);
+    set(
+        &mut head,
+        "Location",
+        format!("/v2/{repository}/blobs/uploads/{id}"),
+    );
+    set(&mut head, "Docker-Upload-UUID", id);
+    set(&mut head, "Range", format!("0-{}", size.saturating_sub(1)));
+    head
+}
+
 /// Sends a complete response with a JSON body.
 pub async fn json(
     session: &mut ServerSession,
-    mut head: ResponseHeader,
+    head: ResponseHeader,
     body: Vec<u8>,
 ) -> pingora::Result<()> {
-    set(&mut head, "Content-Type", "application/json");
+    json_typed(session, head, "application/json", body).await
+}
+
+/// Sends a complete response with a JSON body of the given media type.
+pub async fn json_typed(
+    session: &mut ServerSession,
+    mut head: ResponseHeader,
+    media_type: &str,
+    body: Vec<u8>,
+) -> pingora::Result<()> {
+    set(&mut head, "Content-Type", media_type);
     set(&mut head, "Content-Length", body.len());
     session.write_response_header(Box::new(head)).await?;
     session.write_response_body(Bytes::from(body), true).await
@@ -150,19 +180,19 @@ pub async fn refusal(
     let body =
         serde_json::json!({ "errors": [{ "code": code, "message": message, "detail": detail }] });
 
-    let mut head = header(status);
+    let mut head = match refusal {
+        Refusal::Registry(RegistryError::RangeInvalid {
+            repository,
+            id,
+            current_size,
+        }) => upload_headers(status, repository, id, *current_size),
+        _ => header(status),
+    };
     if status == StatusCode::UNAUTHORIZED {
         set(
             &mut head,
             "WWW-Authenticate",
             challenge.header_value(refusal),
-        );
-    }
-    if let Refusal::Registry(RegistryError::RangeInvalid { current_size }) = refusal {
-        set(
-            &mut head,
-            "Range",
-            format!("0-{}", current_size.saturating_sub(1)),
         );
     }
     if let Refusal::Registry(RegistryError::RangeNotSatisfiable { size }) = refusal {

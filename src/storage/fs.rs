@@ -81,6 +81,20 @@ pub fn list_dirs(dir: &Path) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// The digests named by `<algorithm>/<hex>` folders below `dir` (a `_layers`, revisions or
+/// referrers folder), sorted; folders whose names are not a digest are skipped.
+pub fn digests_below(dir: &Path) -> io::Result<Vec<Digest>> {
+    let mut digests = Vec::new();
+    for algorithm in list_dirs(dir)? {
+        for hex in list_dirs(&dir.join(&algorithm))? {
+            if let Ok(digest) = Digest::parse(&format!("{algorithm}:{hex}")) {
+                digests.push(digest);
+            }
+        }
+    }
+    Ok(digests)
+}
+
 /// Opens a file for appending, creating it when absent.
 pub fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)

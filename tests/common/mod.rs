@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
-pub mod oci;
+pub mod oci_layout;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -36,13 +36,28 @@ impl Berth {
     /// Like [`Berth::start`], but in a directory the test prepared (for example one that
     /// already holds a CNCF registry's data under `data/`).
     pub fn start_in(dir: tempfile::TempDir, body: &str) -> Berth {
+        Self::start_configured(dir, "{filesystem: {root: data}}", body)
+    }
+
+    /// Like [`Berth::start`] with deletion switched on (`storage.delete.enabled`), and
+    /// `referenced_manifests` as given.
+    pub fn start_with_delete(referenced_manifests: bool, body: &str) -> Berth {
+        let storage = format!(
+            "{{filesystem: {{root: data}}, \
+             delete: {{enabled: true, referenced_manifests: {referenced_manifests}}}}}"
+        );
+        Self::start_configured(tempfile::tempdir().expect("temp dir"), &storage, body)
+    }
+
+    /// Starts Berth in `dir` with `storage` as the `storage:` value and `body` after it.
+    pub fn start_configured(dir: tempfile::TempDir, storage: &str, body: &str) -> Berth {
         let port = free_port();
         let metrics_port = free_port();
         let config = format!(
             "listen: 127.0.0.1:{port}\n\
              metrics_listen: 127.0.0.1:{metrics_port}\n\
              tls: {{cert: certs/server.crt, key: certs/server.key}}\n\
-             storage: {{filesystem: {{root: data}}}}\n\
+             storage: {storage}\n\
              {body}\n"
         );
         std::fs::write(dir.path().join("proxy.yaml"), config).expect("write config");
