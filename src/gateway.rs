@@ -2,6 +2,10 @@
 //! authenticates the caller, asks the ACL, and calls the registry engine, streaming bodies
 //! between the connection and storage. Nothing reaches the engine before the ACL allowed it.
 //!
+//! Each request takes the live configuration snapshot ([`crate::live`]) once, when its head
+//! has been read, and keeps it to the end: a reload never changes the rules under a request
+//! already running. Pushes, tag moves and refusals are written to the audit log.
+//!
 //! Blocking filesystem work runs on tokio's blocking pool. Upload bodies flow through a
 //! bounded channel into a blocking writer that hashes and writes each chunk, so memory stays
 //! flat whatever the blob size; downloads flow the other way the same way.
@@ -12,6 +16,7 @@ pub mod route;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode};
@@ -20,8 +25,10 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use tokio::sync::mpsc;
 
-use crate::acl::{Action, Decision, Policy};
-use crate::auth::{Authenticator, Outcome};
+use crate::acl::{Action, Basis, Decision};
+use crate::audit::AuditEvent;
+use crate::auth::Outcome;
+use crate::live::Snapshot;
 use crate::metrics::Metrics;
 use crate::registry::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::registry::{Digest, Reference, Registry, RegistryError, RepositoryName, UploadId};
@@ -34,31 +41,23 @@ const BODY_CHANNEL_DEPTH: usize = 8;
 /// Size of each read from a blob file when sending it.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// Shared state of the HTTPS service: the engine, who is who, and who may do what.
+/// Shared state of the HTTPS service: the engine, the live configuration (who is who, who
+/// may do what), and the metrics.
 pub struct Gateway {
     registry: Arc<Registry>,
-    auth: Authenticator,
-    policy: Policy,
+    live: Arc<ArcSwap<Snapshot>>,
     metrics: Metrics,
-    realm: String,
 }
 
 type Handled = Result<StatusCode, Refusal>;
 
 impl Gateway {
-    pub fn new(
-        registry: Arc<Registry>,
-        auth: Authenticator,
-        policy: Policy,
-        metrics: Metrics,
-        realm: String,
-    ) -> Self {
+    /// A gateway serving `registry` under whatever snapshot `live` holds per request.
+    pub fn new(registry: Arc<Registry>, live: Arc<ArcSwap<Snapshot>>, metrics: Metrics) -> Self {
         Gateway {
             registry,
-            auth,
-            policy,
+            live,
             metrics,
-            realm,
         }
     }
 
@@ -72,7 +71,7 @@ impl Gateway {
                 if refusal.is_server_fault() {
                     tracing::error!(error = ?refusal, "request failed");
                 }
-                respond::refusal(session, &refusal, &self.realm).await
+                respond::refusal(session, &refusal, &ctx.live.realm).await
             }
         }
     }
@@ -86,7 +85,8 @@ impl Gateway {
         let authorization = session
             .get_header(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes().to_vec());
-        match self.auth.authenticate(authorization.as_deref()).await {
+        let live = ctx.live.clone();
+        match live.auth.authenticate(authorization.as_deref()).await {
             Ok((identity, outcome)) => {
                 let label = match outcome {
                     Outcome::Anonymous => None,
@@ -110,6 +110,11 @@ impl Gateway {
         if let Some(repository) = route.repository() {
             ctx.repository = Some(repository.to_string());
         }
+        ctx.reference = match &route {
+            Route::Manifest { reference, .. } => Some(reference.to_string()),
+            Route::Blob { digest, .. } => Some(digest.to_string()),
+            _ => None,
+        };
 
         // Whether they may.
         if matches!(route, Route::Base) && ctx.identity.is_anonymous() {
@@ -119,6 +124,15 @@ impl Gateway {
             let action = route.action(&ctx.method).ok_or(Refusal::MethodNotAllowed)?;
             self.authorize(ctx, repository, action)?;
         }
+        if let Route::Manifest {
+            repository,
+            reference: Reference::Tag(tag),
+        } = &route
+        {
+            if ctx.method == Method::DELETE {
+                self.refuse_if_protected(ctx, repository, tag.as_str())?;
+            }
+        }
 
         self.dispatch(session, ctx, route).await
     }
@@ -126,32 +140,98 @@ impl Gateway {
     /// The one place an ACL decision turns into a refusal.
     fn authorize(
         &self,
-        ctx: &RequestCtx,
+        ctx: &mut RequestCtx,
         repository: &RepositoryName,
         action: Action,
     ) -> Result<(), Refusal> {
-        let decision = self
+        let decision = ctx
+            .live
             .policy
             .evaluate(&ctx.identity, repository.as_str(), action);
-        if let Decision::Deny { rule } = decision {
-            self.metrics.acl_denied(action.as_str());
-            tracing::info!(
-                user = ctx.identity.display_name(), repo = %repository, action = %action,
-                acl.rule = ?rule, "access denied"
-            );
-            return Err(if ctx.identity.is_anonymous() {
-                Refusal::Unauthenticated
-            } else {
-                Refusal::Denied
-            });
+        ctx.action = Some(action);
+        ctx.decision = Some(decision);
+        self.metrics
+            .acl_decision(action.as_str(), decision.is_allowed());
+        if decision.is_allowed() {
+            return Ok(());
         }
-        Ok(())
+
+        tracing::info!(
+            user = ctx.identity.display_name(), repo = %repository, action = %action,
+            acl.rule = %decision.basis(), "access denied"
+        );
+        self.audit(ctx, "denied", None, None);
+        Err(if ctx.identity.is_anonymous() {
+            Refusal::Unauthenticated
+        } else {
+            Refusal::Denied
+        })
+    }
+
+    /// Refuses to move or delete `tag` when an `immutable_tags` rule protects it.
+    fn refuse_if_protected(
+        &self,
+        ctx: &mut RequestCtx,
+        repository: &RepositoryName,
+        tag: &str,
+    ) -> Result<(), Refusal> {
+        let Some(basis) = ctx.live.policy.protected_tag(repository.as_str(), tag) else {
+            return Ok(());
+        };
+        let Basis::ImmutableTag(rule) = basis else {
+            return Ok(());
+        };
+        ctx.decision = Some(Decision::Deny(basis));
+        tracing::info!(
+            user = ctx.identity.display_name(), repo = %repository, reference = tag,
+            acl.rule = %basis, "immutable tag refused"
+        );
+        self.audit(ctx, "denied", None, None);
+        Err(Refusal::ImmutableTag {
+            tag: tag.to_string(),
+            rule,
+            rule_text: ctx.live.policy.text_of(basis).unwrap_or_default(),
+        })
     }
 
     fn may(&self, ctx: &RequestCtx, repository: &RepositoryName, action: Action) -> bool {
-        self.policy
+        ctx.live
+            .policy
             .evaluate(&ctx.identity, repository.as_str(), action)
             .is_allowed()
+    }
+
+    /// Writes one audit event about this request, under the decision it carries.
+    fn audit(
+        &self,
+        ctx: &RequestCtx,
+        event: &'static str,
+        digest: Option<&Digest>,
+        previous: Option<&Digest>,
+    ) {
+        let (Some(repository), Some(action), Some(decision)) =
+            (ctx.repository.as_deref(), ctx.action, ctx.decision)
+        else {
+            return;
+        };
+        let policy = &ctx.live.policy;
+        ctx.live.audit.record(AuditEvent {
+            time: String::new(),
+            event,
+            user: ctx.identity.user.as_deref(),
+            groups: &ctx.identity.groups,
+            auth: ctx.identity.method.as_str(),
+            client: &ctx.client_ip,
+            repository,
+            reference: ctx.reference.clone(),
+            digest: digest.map(Digest::to_string),
+            previous: previous.map(Digest::to_string),
+            action: action.as_str(),
+            decision: decision.as_str(),
+            rule: decision.basis().to_string(),
+            rule_text: policy.text_of(decision.basis()),
+            config_generation: ctx.live.generation,
+        });
     }
 
     async fn dispatch(
@@ -305,6 +385,22 @@ impl Gateway {
         let content_type = header_str(session, http::header::CONTENT_TYPE).map(str::to_string);
         let body = read_small_body(session, ctx, MAX_MANIFEST_BYTES).await?;
 
+        // Where the tag pointed before: a protected tag may only be pushed again unchanged.
+        // Limitation: two pushes racing to create the same protected tag can both pass here.
+        let previous = match &reference {
+            Reference::Tag(tag) => {
+                let (registry, name, tag) =
+                    (self.registry.clone(), repository.clone(), tag.clone());
+                blocking(move || registry.tag_digest(&name, &tag)).await?
+            }
+            Reference::Digest(_) => None,
+        };
+        if let (Reference::Tag(tag), Some(previous)) = (&reference, &previous) {
+            if *previous != Digest::sha256_of(&body) {
+                self.refuse_if_protected(ctx, &repository, tag.as_str())?;
+            }
+        }
+
         let registry = self.registry.clone();
         let name = repository.clone();
         let stored_reference = reference.clone();
@@ -316,6 +412,9 @@ impl Gateway {
         let user = ctx.identity.display_name();
         tracing::info!(user, repo = %repository, reference = %reference,
             digest = %digest, "manifest pushed");
+        let moved = previous.as_ref().filter(|previous| **previous != digest);
+        let event = if moved.is_some() { "tag_move" } else { "push" };
+        self.audit(ctx, event, Some(&digest), moved);
 
         let mut head = respond::header(StatusCode::CREATED);
         set(
@@ -606,7 +705,7 @@ impl HttpServerApp for Gateway {
             _ => return None,
         }
 
-        let mut ctx = RequestCtx::new(&session);
+        let mut ctx = RequestCtx::new(&session, self.live.load_full());
         let status = self.serve(&mut session, &mut ctx).await;
         self.record(&ctx, status);
 

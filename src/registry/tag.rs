@@ -1,6 +1,6 @@
 //! Tags of one repository, listed from `_manifests/tags`.
 
-use super::{Registry, RegistryError, RepositoryName};
+use super::{Digest, Registry, RegistryError, RepositoryName, Tag};
 use crate::storage::fs;
 
 impl Registry {
@@ -25,5 +25,20 @@ impl Registry {
             }
         }
         Ok(tags)
+    }
+
+    /// The digest `tag` points at, or `None` when the repository has no such tag. One small
+    /// file read: cheap enough to ask before every tagged manifest push.
+    ///
+    /// # Errors
+    /// [`RegistryError::Storage`] when the link exists but cannot be read.
+    pub fn tag_digest(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<Digest>, RegistryError> {
+        Ok(fs::read_link(
+            &self.layout.tag_current_link(repository, tag),
+        )?)
     }
 }
