@@ -37,13 +37,7 @@ impl Berth {
     pub fn start_in(dir: tempfile::TempDir, body: &str) -> Berth {
         let port = free_port();
         let metrics_port = free_port();
-        let config = format!(
-            "listen: 127.0.0.1:{port}\n\
-             metrics_listen: 127.0.0.1:{metrics_port}\n\
-             tls: {{cert: certs/server.crt, key: certs/server.key}}\n\
-             storage: {{filesystem: {{root: data}}}}\n\
-             {body}\n"
-        );
+        let config = config_text(port, metrics_port, body);
         std::fs::write(dir.path().join("proxy.yaml"), config).expect("write config");
 
         let log = std::fs::File::create(dir.path().join("berth.log")).expect("log file");
@@ -81,6 +75,32 @@ impl Berth {
 
     pub fn ca_path(&self) -> PathBuf {
         self.dir.path().join("certs/ca.crt")
+    }
+
+    /// The config file the server runs on (and watches).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("proxy.yaml")
+    }
+
+    /// The whole config text [`Berth::start`] would write for `body`, on this server's ports.
+    pub fn config_text(&self, body: &str) -> String {
+        config_text(self.port, self.metrics_port, body)
+    }
+
+    /// Rewrites the config file in place (truncate and write) with `body` after the same
+    /// `listen`, `metrics_listen`, `tls` and `storage` lines.
+    pub fn write_config(&self, body: &str) {
+        std::fs::write(self.config_path(), self.config_text(body)).expect("rewrite config");
+    }
+
+    /// The server's process id, for sending it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// What the server logged so far.
@@ -136,6 +156,18 @@ impl Drop for Berth {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The config [`Berth::start`] writes: listeners on the given ports, TLS and storage in the
+/// temp dir, then `body`.
+fn config_text(port: u16, metrics_port: u16, body: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:{port}\n\
+         metrics_listen: 127.0.0.1:{metrics_port}\n\
+         tls: {{cert: certs/server.crt, key: certs/server.key}}\n\
+         storage: {{filesystem: {{root: data}}}}\n\
+         {body}\n"
+    )
 }
 
 /// Sums every sample line of `text` that starts with `selector`.
