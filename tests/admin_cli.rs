@@ -182,7 +182,8 @@ fn explain_prints_the_decision_and_the_rule_behind_it() {
                 "--user", "alice", "--group", "qa", "--repo", "qa/suite", "--action", "push",
             ],
             "ALLOW: user alice (groups: devs, qa) may push qa/suite\n  \
-             by acl rule 4: {groups: [ops, qa], repos: [\"${group}/**\"], actions: [pull, push]}\n",
+             by acl rule 4: {groups: [ops, qa], repos: [\"${group}/**\"], \
+             actions: [pull, push]}\n",
         ),
         (
             &[
