@@ -261,3 +261,59 @@ fn a_request_in_flight_during_a_reload_completes() {
     next.assert_error(403, "DENIED");
     assert_eq!(manifest_status(&alice), 200);
 }
+
+#[test]
+fn a_new_certificate_is_served_after_its_files_change() {
+    let (berth, _alice) = started();
+    // Another server makes another development CA and certificate; copy them over ours.
+    let other = Berth::start(&body(&["alice"], ALLOW));
+    let certs = |server: &Berth| server.dir.path().join("certs");
+    for name in ["server.key", "server.crt"] {
+        let temp = certs(&berth).join(format!(".{name}.new"));
+        std::fs::copy(certs(&other).join(name), &temp).unwrap();
+        std::fs::rename(&temp, certs(&berth).join(name)).unwrap();
+    }
+
+    // A client trusting only the other CA now gets through to our server.
+    let pem = std::fs::read(other.ca_path()).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("{}/v2/", berth.url());
+    let served = within(Duration::from_secs(3), || {
+        client
+            .get(&url)
+            .basic_auth("alice", Some(PASSWORD))
+            .send()
+            .is_ok_and(|response| response.status() == 200)
+    });
+    assert!(
+        served.is_some(),
+        "new certificate not served:\n{}",
+        berth.log()
+    );
+    // And one trusting only the old CA no longer does.
+    assert!(berth.client().get(&url).send().is_err());
+}
+
+#[test]
+fn a_changed_listen_address_needs_a_restart_and_the_rest_applies() {
+    let (berth, alice) = started();
+    let old_listen = format!("listen: 127.0.0.1:{}\n", berth.port);
+    let new_listen = format!("listen: 127.0.0.1:{}\n", common::free_port());
+    let text = berth
+        .config_text(&body(&["alice"], DENY))
+        .replace(&old_listen, &new_listen);
+    std::fs::write(berth.config_path(), text).unwrap();
+
+    // The rules apply, on the address the server already listens on.
+    assert!(within(Duration::from_secs(3), || manifest_status(&alice) == 403).is_some());
+    let log = berth.log();
+    assert!(
+        log.contains("needs a restart") && log.contains("setting=\"listen\""),
+        "{log}"
+    );
+    assert_eq!(berth.metric(GENERATION), 2.0);
+}
