@@ -1,9 +1,11 @@
 //! Wiring: builds the Pingora server from a [`Config`] (the HTTPS registry service and the
-//! plain-HTTP metrics service) and runs it. No request logic lives here.
+//! plain-HTTP metrics service), starts the live-reload watchers, and runs it. No request
+//! logic lives here.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::StatusCode;
@@ -14,14 +16,13 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::listening::Service;
 
-use crate::acl::Policy;
-use crate::auth::token::{TokenError, TokenService};
-use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::gateway::{respond, Gateway};
+use crate::live::watch::{self, WatchError};
+use crate::live::{Reloader, Snapshot};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::tls::{self, FixedCertificate, TlsError};
+use crate::tls::{self, SwappableCertificate, TlsError};
 
 /// Why `serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +32,9 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(transparent)]
-    Token(#[from] TokenError),
+    Live(#[from] crate::live::ReloadError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
     #[error("cannot open the data directory {path}: {source}")]
     Storage {
         path: std::path::PathBuf,
@@ -68,21 +71,23 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
             source,
         })?
         .with_delete(config.storage.delete);
-    let tokens = match config.auth.token.clone().filter(|token| token.enabled) {
-        Some(token_config) => Some(Arc::new(TokenService::load(token_config)?)),
-        None => None,
-    };
     let metrics = Metrics::register();
-    let auth = Authenticator::new(config.users.clone(), &config.groups, tokens.clone());
-    let policy = Policy::new(config.acl.clone());
-    let gateway = Gateway::new(
-        Arc::new(registry),
-        auth,
-        policy,
-        metrics.clone(),
-        config.realm.clone(),
-        tokens,
-    );
+    metrics.config_loaded(1, std::time::SystemTime::now());
+    let live = Arc::new(ArcSwap::from_pointee(Snapshot::build(&config, 1)?));
+    let certificate = Arc::new(SwappableCertificate::new(certified_key));
+    let gateway = Gateway::new(Arc::new(registry), live.clone(), metrics.clone());
+
+    // Live reload, unless running on the built-in sample (there is no file to watch).
+    if config_path.exists() {
+        let reloader = Reloader::new(
+            config_path.to_path_buf(),
+            config.clone(),
+            live,
+            certificate.clone(),
+            metrics.clone(),
+        );
+        watch::spawn(Arc::new(reloader))?;
+    }
 
     let threads = config
         .threads
@@ -97,7 +102,7 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
     let mut registry_service = Service::new("berth registry".to_string(), gateway);
     let mut tls_settings =
         TlsSettings::intermediate("", "").map_err(|e| StartError::Listener(e.to_string()))?;
-    tls_settings.set_cert_resolver(Arc::new(FixedCertificate(certified_key)));
+    tls_settings.set_cert_resolver(certificate);
     registry_service.add_tls_with_settings(&config.listen.to_string(), None, tls_settings);
     registry_service.threads = Some(threads);
 

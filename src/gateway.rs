@@ -2,6 +2,10 @@
 //! authenticates the caller, asks the ACL, and calls the registry engine, streaming bodies
 //! between the connection and storage. Nothing reaches the engine before the ACL allowed it.
 //!
+//! Each request takes the live configuration snapshot ([`crate::live`]) once, when its head
+//! has been read, and keeps it to the end: a reload never changes the rules under a request
+//! already running. Pushes, tag moves and refusals are written to the audit log.
+//!
 //! Blocking filesystem work runs on tokio's blocking pool. Upload bodies flow through a
 //! bounded channel into a blocking writer that hashes and writes each chunk, so memory stays
 //! flat whatever the blob size; downloads flow the other way the same way.
@@ -13,6 +17,7 @@ mod token_endpoint;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode};
@@ -21,9 +26,11 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use tokio::sync::mpsc;
 
-use crate::acl::{Action, Decision, Policy};
-use crate::auth::token::{ResourceActions, TokenService};
-use crate::auth::{AuthError, AuthMethod, Authenticator, Identity, Outcome};
+use crate::acl::{Action, Basis, Decision};
+use crate::audit::AuditEvent;
+use crate::auth::token::ResourceActions;
+use crate::auth::{AuthError, AuthMethod, Identity, Outcome};
+use crate::live::Snapshot;
 use crate::metrics::Metrics;
 use crate::registry::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::registry::{
@@ -38,53 +45,23 @@ const BODY_CHANNEL_DEPTH: usize = 8;
 /// Size of each read from a blob file when sending it.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// Shared state of the HTTPS service: the engine, who is who, and who may do what.
+/// Shared state of the HTTPS service: the engine, the live configuration (who is who, who
+/// may do what), and the metrics.
 pub struct Gateway {
     registry: Arc<Registry>,
-    auth: Authenticator,
-    policy: Policy,
+    live: Arc<ArcSwap<Snapshot>>,
     metrics: Metrics,
-    realm: String,
-    tokens: Option<Arc<TokenService>>,
 }
 
 type Handled = Result<StatusCode, Refusal>;
 
 impl Gateway {
-    pub fn new(
-        registry: Arc<Registry>,
-        auth: Authenticator,
-        policy: Policy,
-        metrics: Metrics,
-        realm: String,
-        tokens: Option<Arc<TokenService>>,
-    ) -> Self {
+    /// A gateway serving `registry` under whatever snapshot `live` holds per request.
+    pub fn new(registry: Arc<Registry>, live: Arc<ArcSwap<Snapshot>>, metrics: Metrics) -> Self {
         Gateway {
             registry,
-            auth,
-            policy,
+            live,
             metrics,
-            realm,
-            tokens,
-        }
-    }
-
-    /// How refused callers are told to authenticate: a bearer challenge naming the token
-    /// endpoint when token authentication is on, basic otherwise.
-    fn challenge(&self, session: &ServerSession) -> respond::Challenge {
-        let Some(tokens) = self.tokens.as_ref().filter(|t| t.config().enabled) else {
-            return respond::Challenge::Basic {
-                realm: self.realm.clone(),
-            };
-        };
-        let config = tokens.config();
-        let realm = config.realm.clone().unwrap_or_else(|| {
-            let host = header_str(session, http::header::HOST).unwrap_or("localhost");
-            format!("https://{host}/token")
-        });
-        respond::Challenge::Bearer {
-            realm,
-            service: config.service.clone(),
         }
     }
 
@@ -98,7 +75,7 @@ impl Gateway {
                 if refusal.is_server_fault() {
                     tracing::error!(error = ?refusal, "request failed");
                 }
-                let challenge = self.challenge(session);
+                let challenge = challenge(&ctx.live, session);
                 respond::refusal(session, &refusal, &challenge).await
             }
         }
@@ -121,7 +98,8 @@ impl Gateway {
         let authorization = session
             .get_header(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes().to_vec());
-        match self.auth.authenticate(authorization.as_deref()).await {
+        let live = ctx.live.clone();
+        match live.auth.authenticate(authorization.as_deref()).await {
             Ok((identity, outcome)) => {
                 let label = match outcome {
                     Outcome::Anonymous => None,
@@ -153,13 +131,18 @@ impl Gateway {
 
         // The token service and its public keys live beside the registry API.
         let path = session.req_header().uri.path();
-        if self.tokens.is_some() && token_endpoint::handles(path) {
+        if live.tokens.is_some() && token_endpoint::handles(path) {
             ctx.route_kind = "token";
             return self.token_endpoint(session, ctx).await;
         }
 
         // What they ask for.
         let route = route?;
+        ctx.reference = match &route {
+            Route::Manifest { reference, .. } => Some(reference.to_string()),
+            Route::Blob { digest, .. } => Some(digest.to_string()),
+            _ => None,
+        };
 
         // Whether they may.
         let no_credentials = ctx.identity.is_anonymous() && ctx.identity.granted.is_none();
@@ -176,6 +159,27 @@ impl Gateway {
             let action = route.action(&ctx.method).ok_or(Refusal::MethodNotAllowed)?;
             self.authorize(ctx, repository, action)?;
         }
+        if let (
+            Route::Manifest {
+                repository,
+                reference,
+            },
+            &Method::DELETE,
+        ) = (&route, &ctx.method)
+        {
+            // Deleting by digest removes every tag naming the manifest: none may be protected.
+            let tags = match reference {
+                Reference::Tag(tag) => vec![tag.to_string()],
+                Reference::Digest(digest) => {
+                    let (registry, name, digest) =
+                        (self.registry.clone(), repository.clone(), digest.clone());
+                    blocking(move || registry.tags_naming(&name, &digest)).await?
+                }
+            };
+            for tag in tags {
+                self.refuse_if_protected(ctx, repository, &tag)?;
+            }
+        }
 
         self.dispatch(session, ctx, route).await
     }
@@ -184,19 +188,26 @@ impl Gateway {
     /// bearer token, what the token grants.
     fn authorize(
         &self,
-        ctx: &RequestCtx,
+        ctx: &mut RequestCtx,
         repository: &RepositoryName,
         action: Action,
     ) -> Result<(), Refusal> {
-        let identity = &ctx.identity;
-        let decision = self.policy.evaluate(identity, repository.as_str(), action);
-        if let Decision::Deny { rule } = decision {
-            self.metrics.acl_denied(action.as_str());
+        let decision = ctx
+            .live
+            .policy
+            .evaluate(&ctx.identity, repository.as_str(), action);
+        ctx.action = Some(action);
+        ctx.decision = Some(decision);
+        self.metrics
+            .acl_decision(action.as_str(), decision.is_allowed());
+
+        if !decision.is_allowed() {
             tracing::info!(
-                user = identity.display_name(), repo = %repository, action = %action,
-                acl.rule = ?rule, "access denied"
+                user = ctx.identity.display_name(), repo = %repository, action = %action,
+                acl.rule = %decision.basis(), "access denied"
             );
-            if !identity.is_anonymous() {
+            self.audit(ctx, "denied", None, None);
+            if !ctx.identity.is_anonymous() {
                 return Err(Refusal::Denied {
                     repository: repository.to_string(),
                     action,
@@ -208,7 +219,7 @@ impl Gateway {
             });
         }
 
-        if !token_grants(identity, repository, action) {
+        if !token_grants(&ctx.identity, repository, action) {
             self.metrics.token_verified("insufficient_scope");
             return Err(Refusal::Unauthenticated {
                 scope: Some(scope_for(repository, action)),
@@ -216,6 +227,32 @@ impl Gateway {
             });
         }
         Ok(())
+    }
+
+    /// Refuses to move or delete `tag` when an `immutable_tags` rule protects it.
+    fn refuse_if_protected(
+        &self,
+        ctx: &mut RequestCtx,
+        repository: &RepositoryName,
+        tag: &str,
+    ) -> Result<(), Refusal> {
+        let Some(basis) = ctx.live.policy.protected_tag(repository.as_str(), tag) else {
+            return Ok(());
+        };
+        let Basis::ImmutableTag(rule) = basis else {
+            return Ok(());
+        };
+        ctx.decision = Some(Decision::Deny(basis));
+        tracing::info!(
+            user = ctx.identity.display_name(), repo = %repository, reference = tag,
+            acl.rule = %basis, "immutable tag refused"
+        );
+        self.audit(ctx, "denied", None, None);
+        Err(Refusal::ImmutableTag {
+            tag: tag.to_string(),
+            rule,
+            rule_text: ctx.live.policy.text_of(basis).unwrap_or_default(),
+        })
     }
 
     /// A bearer token must carry the catalog scope to list repositories.
@@ -234,11 +271,45 @@ impl Gateway {
 
     /// Whether the caller may do `action` on `repository`, without refusing: ACL and token.
     fn may(&self, ctx: &RequestCtx, repository: &RepositoryName, action: Action) -> bool {
-        let allowed = self
+        let allowed = ctx
+            .live
             .policy
             .evaluate(&ctx.identity, repository.as_str(), action)
             .is_allowed();
         allowed && token_grants(&ctx.identity, repository, action)
+    }
+
+    /// Writes one audit event about this request, under the decision it carries.
+    fn audit(
+        &self,
+        ctx: &RequestCtx,
+        event: &'static str,
+        digest: Option<&Digest>,
+        previous: Option<&Digest>,
+    ) {
+        let (Some(repository), Some(action), Some(decision)) =
+            (ctx.repository.as_deref(), ctx.action, ctx.decision)
+        else {
+            return;
+        };
+        let policy = &ctx.live.policy;
+        ctx.live.audit.record(AuditEvent {
+            time: String::new(),
+            event,
+            user: ctx.identity.user.as_deref(),
+            groups: &ctx.identity.groups,
+            auth: ctx.identity.method.as_str(),
+            client: &ctx.client_ip,
+            repository,
+            reference: ctx.reference.clone(),
+            digest: digest.map(Digest::to_string),
+            previous: previous.map(Digest::to_string),
+            action: action.as_str(),
+            decision: decision.as_str(),
+            rule: decision.basis().to_string(),
+            rule_text: policy.text_of(decision.basis()),
+            config_generation: ctx.live.generation,
+        });
     }
 
     async fn dispatch(
@@ -441,6 +512,22 @@ impl Gateway {
         let content_type = header_str(session, http::header::CONTENT_TYPE).map(str::to_string);
         let body = read_small_body(session, MAX_MANIFEST_BYTES).await?;
 
+        // Where the tag pointed before: a protected tag may only be pushed again unchanged.
+        // Limitation: two pushes racing to create the same protected tag can both pass here.
+        let previous = match &reference {
+            Reference::Tag(tag) => {
+                let (registry, name, tag) =
+                    (self.registry.clone(), repository.clone(), tag.clone());
+                blocking(move || registry.tag_digest(&name, &tag)).await?
+            }
+            Reference::Digest(_) => None,
+        };
+        if let (Reference::Tag(tag), Some(previous)) = (&reference, &previous) {
+            if *previous != Digest::sha256_of(&body) {
+                self.refuse_if_protected(ctx, &repository, tag.as_str())?;
+            }
+        }
+
         let registry = self.registry.clone();
         let name = repository.clone();
         let stored_reference = reference.clone();
@@ -453,6 +540,9 @@ impl Gateway {
         let user = ctx.identity.display_name();
         tracing::info!(user, repo = %repository, reference = %reference,
             digest = %digest, "manifest pushed");
+        let moved = previous.as_ref().filter(|previous| **previous != digest);
+        let event = if moved.is_some() { "tag_move" } else { "push" };
+        self.audit(ctx, event, Some(&digest), moved);
 
         let mut head = respond::header(StatusCode::CREATED);
         set(
@@ -479,6 +569,11 @@ impl Gateway {
         blocking(move || registry.manifest_delete(&name, &target)).await?;
         let user = ctx.identity.display_name();
         tracing::info!(user, repo = %repository, reference = %reference, "manifest deleted");
+        let digest = match &reference {
+            Reference::Digest(digest) => Some(digest),
+            Reference::Tag(_) => None,
+        };
+        self.audit(ctx, "delete", digest, None);
         send_empty(session, respond::header(StatusCode::ACCEPTED)).await
     }
 
@@ -496,6 +591,7 @@ impl Gateway {
         blocking(move || registry.blob_delete(&name, &target)).await?;
         let user = ctx.identity.display_name();
         tracing::info!(user, repo = %repository, digest = %digest, "blob deleted");
+        self.audit(ctx, "delete", Some(&digest), None);
         send_empty(session, respond::header(StatusCode::ACCEPTED)).await
     }
 
@@ -784,7 +880,7 @@ impl HttpServerApp for Gateway {
             _ => return None,
         }
 
-        let mut ctx = RequestCtx::new(&session);
+        let mut ctx = RequestCtx::new(&session, self.live.load_full());
         let status = self.serve(&mut session, &mut ctx).await;
         ctx.bytes_received = session.body_bytes_read() as u64;
         ctx.bytes_sent = session.body_bytes_sent() as u64;
@@ -821,6 +917,25 @@ impl Gateway {
 }
 
 // --- helpers ---
+
+/// How refused callers are told to authenticate: a bearer challenge naming the token
+/// endpoint when token authentication is on, basic otherwise.
+fn challenge(live: &Snapshot, session: &ServerSession) -> respond::Challenge {
+    let Some(tokens) = live.tokens.as_ref() else {
+        return respond::Challenge::Basic {
+            realm: live.realm.clone(),
+        };
+    };
+    let config = tokens.config();
+    let realm = config.realm.clone().unwrap_or_else(|| {
+        let host = header_str(session, http::header::HOST).unwrap_or("localhost");
+        format!("https://{host}/token")
+    });
+    respond::Challenge::Bearer {
+        realm,
+        service: config.service.clone(),
+    }
+}
 
 /// Whether the caller's bearer token (if they used one) covers `action` on `repository`.
 fn token_grants(identity: &Identity, repository: &RepositoryName, action: Action) -> bool {

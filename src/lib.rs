@@ -17,14 +17,18 @@
 //! 6. [`gateway::respond`] writes the response or the spec's JSON error, and [`metrics`]
 //!    and the access log record it.
 //!
-//! [`config`] reads proxy.yaml; [`cli`] is the command line.
+//! [`config`] reads proxy.yaml; [`live`] holds the part of it that can change while serving
+//! and reloads it when the file changes or on `SIGHUP`; [`audit`] writes the audit log;
+//! [`cli`] is the command line.
 
 pub mod acl;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod live;
 pub mod metrics;
 pub mod registry;
 pub mod storage;

@@ -38,7 +38,7 @@ pub struct Registry {
 }
 
 /// `storage.delete` in proxy.yaml: whether manifests, tags and blobs may be deleted.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteConfig {
     /// Whether `DELETE` on manifests, tags and blobs is served. Default `false`: they are

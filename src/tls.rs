@@ -9,6 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, SanType,
@@ -151,13 +152,26 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, 
     Ok(Arc::new(certified))
 }
 
-/// Serves one certificate to every client.
+/// Serves the current certificate to every client; a config reload swaps in a new one,
+/// and handshakes already under way finish with the one they started with.
 #[derive(Debug)]
-pub struct FixedCertificate(pub Arc<CertifiedKey>);
+pub struct SwappableCertificate(ArcSwap<CertifiedKey>);
 
-impl ResolvesServerCert for FixedCertificate {
+impl SwappableCertificate {
+    /// Starts serving `key`.
+    pub fn new(key: Arc<CertifiedKey>) -> Self {
+        SwappableCertificate(ArcSwap::new(key))
+    }
+
+    /// Serves `key` from the next handshake on.
+    pub fn swap(&self, key: Arc<CertifiedKey>) {
+        self.0.store(key);
+    }
+}
+
+impl ResolvesServerCert for SwappableCertificate {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+        Some(self.0.load_full())
     }
 }
 

@@ -29,6 +29,15 @@ pub enum Refusal {
     /// Authenticated, but the ACL does not allow it.
     #[error("requested access to the resource is denied")]
     Denied { repository: String, action: Action },
+    /// The tag is protected by an `immutable_tags` rule: it may not be moved or deleted.
+    #[error(
+        "tag {tag} is immutable (immutable_tags rule {rule}: {rule_text}); push a new tag instead"
+    )]
+    ImmutableTag {
+        tag: String,
+        rule: usize,
+        rule_text: String,
+    },
     /// The route exists but not with this method.
     #[error("the operation is unsupported")]
     MethodNotAllowed,
@@ -47,7 +56,9 @@ impl Refusal {
             Refusal::Unauthenticated { .. } | Refusal::BadCredentials => {
                 (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
             }
-            Refusal::Denied { .. } => (StatusCode::FORBIDDEN, "DENIED"),
+            Refusal::Denied { .. } | Refusal::ImmutableTag { .. } => {
+                (StatusCode::FORBIDDEN, "DENIED")
+            }
             Refusal::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             Refusal::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Refusal::BadRequest(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),

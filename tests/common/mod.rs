@@ -22,6 +22,8 @@ pub struct Berth {
     pub port: u16,
     pub metrics_port: u16,
     pub dir: tempfile::TempDir,
+    /// The `storage:` value of the config, kept for rewrites.
+    storage: String,
     child: Child,
 }
 
@@ -53,13 +55,7 @@ impl Berth {
     pub fn start_configured(dir: tempfile::TempDir, storage: &str, body: &str) -> Berth {
         let port = free_port();
         let metrics_port = free_port();
-        let config = format!(
-            "listen: 127.0.0.1:{port}\n\
-             metrics_listen: 127.0.0.1:{metrics_port}\n\
-             tls: {{cert: certs/server.crt, key: certs/server.key}}\n\
-             storage: {storage}\n\
-             {body}\n"
-        );
+        let config = config_text(port, metrics_port, storage, body);
         std::fs::write(dir.path().join("proxy.yaml"), config).expect("write config");
 
         let log = std::fs::File::create(dir.path().join("berth.log")).expect("log file");
@@ -75,6 +71,7 @@ impl Berth {
             port,
             metrics_port,
             dir,
+            storage: storage.to_string(),
             child,
         };
         berth.wait_until_listening();
@@ -97,6 +94,32 @@ impl Berth {
 
     pub fn ca_path(&self) -> PathBuf {
         self.dir.path().join("certs/ca.crt")
+    }
+
+    /// The config file the server runs on (and watches).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("proxy.yaml")
+    }
+
+    /// The whole config text [`Berth::start`] would write for `body`, on this server's ports.
+    pub fn config_text(&self, body: &str) -> String {
+        config_text(self.port, self.metrics_port, &self.storage, body)
+    }
+
+    /// Rewrites the config file in place (truncate and write) with `body` after the same
+    /// `listen`, `metrics_listen`, `tls` and `storage` lines.
+    pub fn write_config(&self, body: &str) {
+        std::fs::write(self.config_path(), self.config_text(body)).expect("rewrite config");
+    }
+
+    /// The server's process id, for sending it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// What the server logged so far.
@@ -152,6 +175,18 @@ impl Drop for Berth {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The config [`Berth::start`] writes: listeners on the given ports, TLS and storage in the
+/// temp dir, then `body`.
+fn config_text(port: u16, metrics_port: u16, storage: &str, body: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:{port}\n\
+         metrics_listen: 127.0.0.1:{metrics_port}\n\
+         tls: {{cert: certs/server.crt, key: certs/server.key}}\n\
+         storage: {storage}\n\
+         {body}\n"
+    )
 }
 
 /// Sums every sample line of `text` that starts with `selector`.
