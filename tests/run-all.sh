@@ -7,6 +7,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+source tests/support.sh
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "run-all.sh: must run as root (it installs packages and starts dockerd)" >&2
@@ -18,39 +19,10 @@ fi
 # are the real clients and servers the end-to-end tests use; gcc + libc6-dev compile the
 # static hello binary that goes into the test image. skopeo, podman, containerd (ctr) and
 # python3-venv (for the oras SDK from PyPI) are the other clients the OCI tests drive.
+# nginx and apache2-utils (htpasswd) are the peer stack of the benchmark's quick run.
 needed=(cmake docker.io docker-registry gcc libc6-dev curl ca-certificates
-    skopeo podman containerd python3-venv)
-missing=()
-for package in "${needed[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
-    if [[ $status != "install ok installed" ]]; then
-        missing+=("$package")
-    fi
-done
-if ((${#missing[@]} > 0)); then
-    echo "run-all.sh: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # docker.io and docker-registry would start system-wide services (a dockerd that
-    # rewrites iptables, a registry on :5000); the suite starts its own instead. Debian's
-    # policy-rc.d hook tells package scripts not to start services while it is in place.
-    policy=/usr/sbin/policy-rc.d
-    added_policy=false
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod +x "$policy"
-        added_policy=true
-    fi
-    install_status=0
-    { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; } ||
-        install_status=$?
-    if $added_policy; then
-        rm -f "$policy"
-    fi
-    if ((install_status != 0)); then
-        echo "run-all.sh: installing ${missing[*]} failed" >&2
-        exit "$install_status"
-    fi
-fi
+    skopeo podman containerd python3-venv nginx apache2-utils)
+ensure_packages "${needed[@]}"
 
 # The environment may point these at a CA bundle of its own. Tests set their trust
 # explicitly (the dev CA for reqwest, /etc/docker/certs.d for docker); an inherited bundle
@@ -73,72 +45,8 @@ fi
 export BERTH_ORAS_PYTHON=$oras_venv/bin/python3
 
 # --- a private dockerd -----------------------------------------------------------------
-# Everything it owns lives in one temp dir, so it never touches a system dockerd. vfs works
-# without overlayfs support, and with no bridge and no iptables it needs no network setup
-# (test containers run with --network none).
-docker_dir=$(mktemp -d /tmp/berth-docker.XXXXXX)
-
-# certs.d entries that exist now are not ours; any new 127.0.0.1:* entry came from a test.
-certs_d=/etc/docker/certs.d
-shopt -s nullglob
-certs_before=("$certs_d"/127.0.0.1:*)
-shopt -u nullglob
-
-cleanup() {
-    local pid
-    if [[ -f $docker_dir/docker.pid ]]; then
-        pid=$(cat "$docker_dir/docker.pid")
-        kill "$pid" 2>/dev/null || true
-        # dockerd stops its containerd and containers itself; give it time to do so.
-        for _ in $(seq 1 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    # A crashed dockerd can leave mounts below its roots; rm -rf cannot cross those.
-    grep -o " $docker_dir/[^ ]*" /proc/mounts | sort -r | xargs -r umount -l 2>/dev/null || true
-    rm -rf "$docker_dir"
-
-    local entry
-    shopt -s nullglob
-    for entry in "$certs_d"/127.0.0.1:*; do
-        if [[ " ${certs_before[*]} " != *" $entry "* ]]; then
-            rm -rf "$entry"
-        fi
-    done
-    shopt -u nullglob
-}
-trap cleanup EXIT
-
-dockerd \
-    --storage-driver=vfs \
-    --iptables=false --ip6tables=false --bridge=none \
-    --data-root "$docker_dir/data" \
-    --exec-root "$docker_dir/exec" \
-    -H "unix://$docker_dir/docker.sock" \
-    --pidfile "$docker_dir/docker.pid" \
-    >"$docker_dir/dockerd.log" 2>&1 &
-dockerd_pid=$!
-
-export DOCKER_HOST="unix://$docker_dir/docker.sock"
-for _ in $(seq 1 120); do
-    if docker version >/dev/null 2>&1; then
-        break
-    fi
-    if ! kill -0 "$dockerd_pid" 2>/dev/null; then
-        echo "run-all.sh: dockerd exited during startup; its log:" >&2
-        cat "$docker_dir/dockerd.log" >&2
-        exit 1
-    fi
-    sleep 0.5
-done
-if ! docker version >/dev/null 2>&1; then
-    echo "run-all.sh: dockerd did not answer within 60s; its log:" >&2
-    cat "$docker_dir/dockerd.log" >&2
-    exit 1
-fi
-echo "run-all.sh: dockerd ready at $DOCKER_HOST (log: $docker_dir/dockerd.log)"
+trap stop_private_dockerd EXIT
+start_private_dockerd
 
 # --- the tests -------------------------------------------------------------------------
 # Every target by default. cargo adds --all-targets to a narrower selection rather than
@@ -154,6 +62,16 @@ for arg in "$@"; do
     esac
 done
 
+# The benchmark's quick run (small sizes, one round), so that it cannot rot; only when
+# running everything. It goes first so that cargo test's summary closes the output.
+bench_status=0
+if (($# == 0)); then
+    bash bench/run.sh --quick || bench_status=$?
+    if ((bench_status != 0)); then
+        echo "run-all.sh: the benchmark's quick run failed ($bench_status)" >&2
+    fi
+fi
+
 # --no-fail-fast: one failing test binary should not hide the results of the others.
 # Not `exec`: the trap must still run afterwards to stop dockerd.
 status=0
@@ -161,6 +79,8 @@ cargo test "${targets[@]}" --no-fail-fast "$@" || status=$?
 if ((status != 0)); then
     # The temp dir goes away with the trap; keep dockerd's view of the failure visible.
     echo "run-all.sh: cargo test failed ($status); last lines of dockerd's log:" >&2
-    grep -v '\[core\]' "$docker_dir/dockerd.log" | tail -n 40 >&2 || true
+    private_dockerd_log_tail 40 >&2
+elif ((bench_status != 0)); then
+    status=$bench_status
 fi
 exit "$status"
