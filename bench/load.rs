@@ -13,6 +13,11 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use sha2::{Digest as _, Sha256};
+use tokio_util::io::ReaderStream;
+
+/// Bytes read from a blob file per body chunk: big enough that the client is never what
+/// limits an upload.
+const READ_SIZE: usize = 1 << 20;
 
 #[derive(Parser)]
 #[command(about = "Load client for Berth's side-by-side benchmark")]
@@ -266,7 +271,9 @@ async fn push_blob(
     let size = file.metadata().await?.len();
     let response = auth(client.patch(absolute(target, &location)))
         .header("Content-Type", "application/octet-stream")
-        .body(reqwest::Body::from(file))
+        .body(reqwest::Body::wrap_stream(ReaderStream::with_capacity(
+            file, READ_SIZE,
+        )))
         .send()
         .await?;
     let location = location_of(&response, 202)?;
