@@ -170,9 +170,27 @@ impl Authenticator {
         self.passwords.verify(user, password).await
     }
 
-    /// Whether `user` is still a configured user (a refresh token outlives its password).
-    pub fn knows_user(&self, user: &str) -> bool {
-        self.passwords.knows(user)
+    /// A stamp of `user`'s current credential, for binding refresh tokens to it: the
+    /// SHA-256 of the stored PHC string. It reveals nothing useful (the salt inside the PHC
+    /// string stays secret), and changes whenever the password does. `None` for users
+    /// without a local password.
+    pub fn credential_stamp(&self, user: &str) -> Option<String> {
+        self.passwords.stamp(user)
+    }
+
+    /// Whether a refresh token's user still exists with the credential it was issued under.
+    ///
+    /// # Security
+    /// The stamps are compared in constant time.
+    pub fn credential_still_valid(&self, grant: &token::RefreshGrant) -> bool {
+        use subtle::ConstantTimeEq as _;
+        if !self.passwords.knows(&grant.subject) {
+            return false;
+        }
+        match (self.credential_stamp(&grant.subject), &grant.credential) {
+            (Some(now), Some(then)) => bool::from(now.as_bytes().ct_eq(then.as_bytes())),
+            _ => false,
+        }
     }
 
     /// The identity of a user known by name, with their groups.

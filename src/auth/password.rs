@@ -130,6 +130,13 @@ impl PasswordVerifier {
         self.users.contains_key(user)
     }
 
+    /// The SHA-256 of `user`'s PHC string, hex; `None` for unknown users.
+    pub fn stamp(&self, user: &str) -> Option<String> {
+        use sha2::Digest as _;
+        let hash = self.users.get(user)?;
+        Some(hex::encode(Sha256::digest(hash.0.as_bytes())))
+    }
+
     fn cache_key_for(&self, user: &str, password: &str) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.cache_key)
             .expect("HMAC takes any key length");

@@ -164,7 +164,9 @@ impl Gateway {
             "refresh_token" => {
                 let token = request.refresh_token.as_deref().unwrap_or("");
                 let subject = match tokens.verify_refresh(token) {
-                    Ok(subject) if live.auth.knows_user(&subject) => subject,
+                    // The user must still exist, with the credential the token was issued
+                    // under: a changed password retires every older refresh token.
+                    Ok(grant) if live.auth.credential_still_valid(&grant) => grant.subject,
                     Ok(_) => return Err(Refusal::BadCredentials),
                     Err(error) => {
                         self.metrics.token_verified(error.metric_label());
@@ -181,7 +183,9 @@ impl Gateway {
         };
 
         let refresh = match (&identity.user, request.offline) {
-            (Some(user), true) => Some(tokens.issue_refresh(user)),
+            (Some(user), true) => {
+                Some(tokens.issue_refresh(user, live.auth.credential_stamp(user)))
+            }
             _ => None,
         };
         Ok((identity, refresh))
