@@ -24,6 +24,11 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::tls::{self, SwappableCertificate, TlsError};
 
+/// Seconds between SIGTERM and closing the listeners.
+const SHUTDOWN_GRACE_SECONDS: u64 = 1;
+/// Seconds requests in flight get to finish after that; a guess at a slow layer upload.
+const SHUTDOWN_DRAIN_SECONDS: u64 = 30;
+
 /// Why `serve` could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -92,8 +97,13 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
     let threads = config
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // SIGTERM stops accepting at once and gives requests in flight up to half a minute to
+    // finish (Pingora's defaults wait five minutes first, for zero-downtime upgrades Berth does
+    // not do). SIGINT stops at once.
     let server_conf = ServerConf {
         threads,
+        grace_period_seconds: Some(SHUTDOWN_GRACE_SECONDS),
+        graceful_shutdown_timeout_seconds: Some(SHUTDOWN_DRAIN_SECONDS),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);

@@ -133,6 +133,38 @@ impl AuditLog {
     }
 }
 
+/// Checks that the audit file could be opened for appending, without creating it (for
+/// `berth check`).
+///
+/// # Errors
+/// [`AuditError`] naming the file when its folder is missing or it cannot be written.
+pub fn check(config: &AuditConfig) -> Result<(), AuditError> {
+    let Some(path) = &config.file else {
+        return Ok(());
+    };
+    if path.exists() {
+        return OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(|_| ())
+            .map_err(|source| AuditError {
+                path: path.to_path_buf(),
+                source,
+            });
+    }
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if folder.is_dir() {
+        return Ok(());
+    }
+    Err(AuditError {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "its folder does not exist"),
+    })
+}
+
 fn open_append(path: &Path) -> Result<File, AuditError> {
     OpenOptions::new()
         .create(true)

@@ -224,6 +224,19 @@ impl Config {
             })
         };
 
+        // The realm goes into a quoted header value.
+        let printable = |c: char| c.is_ascii_graphic() || c == ' ';
+        if !self
+            .realm
+            .chars()
+            .all(|c| printable(c) && c != '"' && c != '\\')
+        {
+            problem(
+                &["realm"],
+                "realm may hold only printable ASCII without quotes or backslashes".into(),
+            );
+        }
+
         for (index, rule) in self.acl.iter().enumerate() {
             let (at, number) = (format!("acl[{index}]"), index + 1);
             if rule.actions.is_empty() && rule.deny.is_empty() {

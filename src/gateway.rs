@@ -899,7 +899,7 @@ impl Gateway {
     fn record(&self, ctx: &RequestCtx, status: StatusCode) {
         let seconds = ctx.started.elapsed().as_secs_f64();
         self.metrics.request(
-            ctx.method.as_str(),
+            method_label(&ctx.method),
             ctx.route_kind,
             status.as_u16(),
             seconds,
@@ -918,6 +918,21 @@ impl Gateway {
 
 // --- helpers ---
 
+/// The method as a metric label: the ones the registry serves, and `other` for anything a
+/// client makes up, so that no caller can add label values without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// How refused callers are told to authenticate: a bearer challenge naming the token
 /// endpoint when token authentication is on, basic otherwise.
 fn challenge(live: &Snapshot, session: &ServerSession) -> respond::Challenge {
@@ -928,7 +943,11 @@ fn challenge(live: &Snapshot, session: &ServerSession) -> respond::Challenge {
     };
     let config = tokens.config();
     let realm = config.realm.clone().unwrap_or_else(|| {
-        let host = header_str(session, http::header::HOST).unwrap_or("localhost");
+        // The Host header is the client's word: only a plain host[:port] goes in the realm.
+        let host = header_str(session, http::header::HOST)
+            .filter(|host| http::uri::Authority::try_from(*host).is_ok())
+            .filter(|host| !host.contains(['"', '@', '\\']))
+            .unwrap_or("localhost");
         format!("https://{host}/token")
     });
     respond::Challenge::Bearer {

@@ -99,6 +99,11 @@ pub fn check(path: &std::path::Path) -> Result<Config, ReloadError> {
     if config.tls.cert.exists() {
         tls::load_certified_key(&config.tls.cert, &config.tls.key)?;
     }
+    // What building the snapshot would open, checked without creating anything.
+    crate::audit::check(&config.audit)?;
+    if let Some(token) = config.auth.token.as_ref().filter(|token| token.enabled) {
+        TokenService::check(token)?;
+    }
     Ok(config)
 }
 

@@ -232,3 +232,35 @@ fn explain_refuses_a_broken_config_and_bad_arguments() {
     assert!(!ok);
     assert!(stderr.contains("use pull, push or delete"), "{stderr}");
 }
+
+#[test]
+fn check_refuses_what_a_reload_would_refuse_without_creating_files() {
+    // An audit file in a folder that does not exist.
+    let (dir, path) = config_file("audit: {file: no/such/folder/audit.log}\n");
+    let (ok, _, stderr) = berth(&["check"], &path);
+    assert!(!ok, "check accepted an audit file it cannot open");
+    assert!(stderr.contains("audit.log"), "{stderr}");
+
+    // A realm that cannot go into a header.
+    let (_dir2, path2) = config_file("realm: \"my \\\"realm\\\"\"\n");
+    let (ok, _, stderr) = berth(&["check"], &path2);
+    assert!(!ok, "check accepted a realm with quotes");
+    assert!(stderr.contains("realm"), "{stderr}");
+
+    // Token settings with no key yet pass (serve makes one), and check makes none.
+    std::fs::write(
+        &path,
+        format!("{HEADER}auth: {{token: {{service: reg}}}}\naudit: {{file: audit.log}}\n"),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = berth(&["check"], &path);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        !dir.path().join("certs/token.key").exists(),
+        "check made a key"
+    );
+    assert!(
+        !dir.path().join("audit.log").exists(),
+        "check made the audit file"
+    );
+}

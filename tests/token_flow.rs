@@ -585,3 +585,20 @@ fn a_prefixed_issuer_cannot_speak_for_local_users() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[test]
+fn a_forged_host_header_cannot_shape_the_challenge() {
+    let berth = Berth::start(&config(""));
+    let response = berth
+        .client()
+        .get(format!("{}/v2/", berth.url()))
+        .header("Host", "evil.example\",error=\"x")
+        .send()
+        .unwrap();
+    let challenge = challenge(&response);
+    assert!(
+        challenge.starts_with("Bearer realm=\"https://localhost/token\""),
+        "{challenge}"
+    );
+    assert!(!challenge.contains("evil"), "{challenge}");
+}

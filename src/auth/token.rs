@@ -273,6 +273,32 @@ impl TokenService {
     /// # Errors
     /// [`TokenError::Key`] or [`TokenError::TrustedIssuer`] naming what is unusable.
     pub fn load(config: TokenConfig) -> Result<Self, TokenError> {
+        Self::load_keys(config, true)
+    }
+
+    /// Checks the token settings as [`TokenService::load`] would, without making a missing
+    /// signing key (for `berth check`): a key that exists must load, a missing one must be
+    /// one Berth can make, and every trusted issuer's keys must load.
+    ///
+    /// # Errors
+    /// As [`TokenService::load`].
+    pub fn check(config: &TokenConfig) -> Result<(), TokenError> {
+        if config.key.exists() {
+            return Self::load_keys(config.clone(), false).map(|_| ());
+        }
+        if config.algorithm == SigningAlgorithm::RS256 {
+            return Err(TokenError::Key {
+                path: config.key.clone(),
+                problem: "missing; RS256 keys are not generated".into(),
+            });
+        }
+        for trusted in &config.trusted_issuers {
+            load_trusted_issuer(trusted)?;
+        }
+        Ok(())
+    }
+
+    fn load_keys(config: TokenConfig, generate_missing: bool) -> Result<Self, TokenError> {
         let algorithm = config.algorithm;
         let key_path = config.key.clone();
         let key_error = |problem: String| TokenError::Key {
@@ -282,7 +308,7 @@ impl TokenService {
 
         let pem = match std::fs::read(&key_path) {
             Ok(pem) => pem,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && generate_missing => {
                 generate_signing_key(&key_path, algorithm).map_err(key_error)?
             }
             Err(error) => return Err(key_error(error.to_string())),

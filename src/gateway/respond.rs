@@ -88,10 +88,14 @@ pub fn header(status: StatusCode) -> ResponseHeader {
 }
 
 /// Sets a header whose value we built ourselves.
+///
+/// A value that is not a valid header value (it would need a control character) is left
+/// out with a log line rather than sent: everything set here is built by Berth from checked
+/// parts, so this is a bug to report, never a reason to fail the request.
 pub fn set(header: &mut ResponseHeader, name: &'static str, value: impl ToString) {
-    header
-        .insert_header(name, value.to_string())
-        .expect("header values built here are valid");
+    if let Err(error) = header.insert_header(name, value.to_string()) {
+        tracing::error!(header = name, %error, "left out an invalid response header");
+    }
 }
 
 /// The headers of every answer about an upload session: where to send the next request,
