@@ -70,6 +70,11 @@ impl Gateway {
         let result = self.authenticate_and_dispatch(session, ctx).await;
         match result {
             Ok(status) => status,
+            Err(Refusal::Downstream(error)) => {
+                tracing::debug!(%error, "client connection failed");
+                session.set_keepalive(None);
+                respond::CLIENT_CLOSED_REQUEST
+            }
             Err(refusal) => {
                 ctx.error_code = Some(refusal.code());
                 if refusal.is_server_fault() {
@@ -753,9 +758,7 @@ impl Gateway {
         repository: RepositoryName,
         id: UploadId,
     ) -> Handled {
-        let start = header_str(session, http::header::CONTENT_RANGE)
-            .map(parse_content_range)
-            .transpose()?;
+        let start = chunk_start(session)?;
         let size = self.receive_chunk(session, &repository, &id, start).await?;
         upload_accepted(session, &repository, &id, size).await
     }
@@ -774,9 +777,7 @@ impl Gateway {
             .into());
         };
         let digest = Digest::parse(&raw)?;
-        let start = header_str(session, http::header::CONTENT_RANGE)
-            .map(parse_content_range)
-            .transpose()?;
+        let start = chunk_start(session)?;
         self.receive_chunk(session, &repository, &id, start).await?;
         self.complete(session, ctx, repository, id, digest).await
     }
@@ -859,8 +860,7 @@ impl Gateway {
         if let Some(error) = read_error {
             // The client went away mid-chunk; what arrived is kept and the session stays
             // resumable from `size`.
-            session.set_keepalive(None);
-            return Err(Refusal::BadRequest(format!(
+            return Err(Refusal::Downstream(format!(
                 "request body was cut short: {error}"
             )));
         }
@@ -985,10 +985,9 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|join| Err(RegistryError::Storage(std::io::Error::other(join))))
 }
 
+/// A failed read from or write to the client's connection.
 fn io(error: Box<pingora::Error>) -> Refusal {
-    Refusal::Registry(RegistryError::Storage(std::io::Error::other(
-        error.to_string(),
-    )))
+    Refusal::Downstream(error.to_string())
 }
 
 fn header_str(session: &ServerSession, name: http::header::HeaderName) -> Option<&str> {
@@ -1155,14 +1154,32 @@ fn parse_range(value: &str) -> Option<ByteRange> {
     Some(ByteRange::From { first, last })
 }
 
-/// `Content-Range: first-last` (or `bytes first-last/*`) on a chunk: where it starts.
-fn parse_content_range(value: &str) -> Result<u64, Refusal> {
-    let text = value.trim().trim_start_matches("bytes").trim();
-    let first = text.split(['-', '/']).next().unwrap_or("");
-    first.trim().parse().map_err(|_| {
+/// Where a chunk says it starts, from `Content-Range: first-last` (or `bytes first-last/*`),
+/// checked against its `Content-Length` when both are given; `None` without a range.
+fn chunk_start(session: &ServerSession) -> Result<Option<u64>, Refusal> {
+    let Some(value) = header_str(session, http::header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| -> Refusal {
         RegistryError::BlobUploadInvalid {
-            detail: format!("malformed Content-Range {value}"),
+            detail: format!("Content-Range {value}: {why}"),
         }
         .into()
-    })
+    };
+    let text = value.trim().trim_start_matches("bytes").trim();
+    let range = text.split('/').next().unwrap_or("");
+    let (first, last) = range.split_once('-').unwrap_or((range, ""));
+    let first: u64 = first.trim().parse().map_err(|_| invalid("malformed"))?;
+    if last.trim().is_empty() {
+        return Ok(Some(first));
+    }
+    let last: u64 = last.trim().parse().map_err(|_| invalid("malformed"))?;
+    if last < first {
+        return Err(invalid("ends before it starts"));
+    }
+    let length = header_str(session, http::header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
+    if length.is_some_and(|length: u64| length != last - first + 1) {
+        return Err(invalid("does not match Content-Length"));
+    }
+    Ok(Some(first))
 }

@@ -10,6 +10,12 @@ use pingora::protocols::http::ServerSession;
 use crate::acl::Action;
 use crate::registry::{RegistryError, RepositoryName, UploadId};
 
+/// The status logged for a request whose client went away (nginx's 499); never sent.
+pub const CLIENT_CLOSED_REQUEST: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
+
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -47,6 +53,10 @@ pub enum Refusal {
     /// The request itself is malformed (a bad header, a bad query parameter).
     #[error("{0}")]
     BadRequest(String),
+    /// The connection to the client failed (it went away mid-request): no answer can reach
+    /// it. Not a fault of ours, and nothing is sent.
+    #[error("client connection failed: {0}")]
+    Downstream(String),
 }
 
 impl Refusal {
@@ -62,6 +72,7 @@ impl Refusal {
             Refusal::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             Refusal::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Refusal::BadRequest(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
+            Refusal::Downstream(_) => (CLIENT_CLOSED_REQUEST, "UNKNOWN"),
         }
     }
 
