@@ -164,26 +164,9 @@ impl Gateway {
             let action = route.action(&ctx.method).ok_or(Refusal::MethodNotAllowed)?;
             self.authorize(ctx, repository, action)?;
         }
-        if let (
-            Route::Manifest {
-                repository,
-                reference,
-            },
-            &Method::DELETE,
-        ) = (&route, &ctx.method)
-        {
-            // Deleting by digest removes every tag naming the manifest: none may be protected.
-            let tags = match reference {
-                Reference::Tag(tag) => vec![tag.to_string()],
-                Reference::Digest(digest) => {
-                    let (registry, name, digest) =
-                        (self.registry.clone(), repository.clone(), digest.clone());
-                    blocking(move || registry.tags_naming(&name, &digest)).await?
-                }
-            };
-            for tag in tags {
-                self.refuse_if_protected(ctx, repository, &tag)?;
-            }
+        if ctx.method == Method::DELETE {
+            self.refuse_deletes_breaking_protected_tags(ctx, &route)
+                .await?;
         }
 
         self.dispatch(session, ctx, route).await
@@ -230,6 +213,60 @@ impl Gateway {
                 scope: Some(scope_for(repository, action)),
                 error: Some("invalid_token"),
             });
+        }
+        Ok(())
+    }
+
+    /// A delete must not take away what a protected tag names: deleting a manifest by
+    /// digest removes every tag naming it, and deleting a blob breaks every tag whose
+    /// manifest uses it.
+    async fn refuse_deletes_breaking_protected_tags(
+        &self,
+        ctx: &mut RequestCtx,
+        route: &Route,
+    ) -> Result<(), Refusal> {
+        let registry = self.registry.clone();
+        let tags = match route.clone() {
+            Route::Manifest {
+                reference: Reference::Tag(tag),
+                ..
+            } => vec![tag.to_string()],
+            Route::Manifest {
+                repository,
+                reference: Reference::Digest(digest),
+            } => blocking(move || registry.tags_naming(&repository, &digest)).await?,
+            Route::Blob { repository, digest } => {
+                let live = ctx.live.clone();
+                blocking(move || {
+                    let tags = registry.tags(&repository).unwrap_or_default();
+                    let mut using = Vec::new();
+                    for tag in tags {
+                        let Ok(parsed) = crate::registry::Tag::parse(&tag) else {
+                            continue;
+                        };
+                        if live
+                            .policy
+                            .protected_tag(repository.as_str(), &tag)
+                            .is_none()
+                        {
+                            continue;
+                        }
+                        let digests = registry.digests_under_tag(&repository, &parsed);
+                        if digests.is_ok_and(|digests| digests.contains(&digest)) {
+                            using.push(tag);
+                        }
+                    }
+                    Ok(using)
+                })
+                .await?
+            }
+            _ => Vec::new(),
+        };
+        let Some(repository) = route.repository() else {
+            return Ok(());
+        };
+        for tag in tags {
+            self.refuse_if_protected(ctx, repository, &tag)?;
         }
         Ok(())
     }

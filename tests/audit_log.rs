@@ -258,3 +258,31 @@ fn deletes_are_audited_and_cannot_remove_a_protected_tag_by_digest() {
     assert_eq!(deletes[1]["digest"], blob);
     assert_eq!(deletes[1]["user"], "alice");
 }
+
+#[test]
+fn blobs_a_protected_tag_uses_cannot_be_deleted() {
+    let berth = Berth::start_with_delete(false, &config());
+    let alice = RegistryClient::new(&berth, Some("alice"));
+    let manifest = alice.push_image("team/app", "v1", OCI_MANIFEST);
+    let parsed: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let config_digest = parsed["config"]["digest"].as_str().unwrap();
+
+    let reply = alice.send(
+        "DELETE",
+        &format!("/v2/team/app/blobs/{config_digest}"),
+        &[],
+        None,
+    );
+    reply.assert_error(403, "DENIED");
+    assert!(
+        reply.text().contains("tag v1 is immutable"),
+        "{}",
+        reply.describe()
+    );
+
+    // A blob no protected tag uses may go.
+    let loose = alice.push_blob("team/app", b"nobody uses this");
+    alice
+        .send("DELETE", &format!("/v2/team/app/blobs/{loose}"), &[], None)
+        .assert_status(202);
+}

@@ -123,6 +123,38 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Every digest a tag keeps alive: its manifest, the manifest's config and layers, and
+    /// for an index its child manifests and theirs. Used to stop blob deletes from breaking
+    /// protected tags.
+    ///
+    /// # Errors
+    /// [`RegistryError::ManifestUnknown`] when the tag does not exist.
+    pub fn digests_under_tag(
+        &self,
+        repository: &RepositoryName,
+        tag: &super::Tag,
+    ) -> Result<Vec<Digest>, RegistryError> {
+        let top = self.resolve(repository, &Reference::Tag(tag.clone()))?;
+        let mut found = Vec::new();
+        let mut manifests = vec![top];
+        while let Some(digest) = manifests.pop() {
+            let Ok(bytes) = std::fs::read(self.layout.blob_data(&digest)) else {
+                continue;
+            };
+            found.push(digest);
+            let Ok(fields) = ManifestFields::parse(&bytes) else {
+                continue;
+            };
+            let blobs = fields.config.iter().chain(fields.layers.iter());
+            found.extend(blobs.filter_map(|d| Digest::parse(&d.digest).ok()));
+            let children = fields.manifests.iter().flatten();
+            manifests.extend(children.filter_map(|d| Digest::parse(&d.digest).ok()));
+        }
+        Ok(found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::DeleteConfig;

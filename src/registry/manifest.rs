@@ -43,7 +43,7 @@ pub(super) struct ManifestFields {
     media_type: Option<String>,
     pub(super) config: Option<Descriptor>,
     #[serde(default)]
-    layers: Vec<Descriptor>,
+    pub(super) layers: Vec<Descriptor>,
     pub(super) manifests: Option<Vec<Descriptor>>,
     pub(super) subject: Option<Descriptor>,
     pub(super) artifact_type: Option<String>,
