@@ -225,11 +225,16 @@ fn parse_action(text: &str) -> Result<Action, String> {
 }
 
 fn hash_password() -> Result<(), String> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|error| format!("cannot read the password from standard input: {error}"))?;
+    use std::io::IsTerminal;
+
+    // At a terminal, ask without echoing; from a pipe, read one line.
+    let line = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ")
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+    }
+    .map_err(|error| format!("cannot read the password from standard input: {error}"))?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     if password.is_empty() {
