@@ -15,13 +15,16 @@ use pingora::server::{Server, ShutdownWatch};
 use pingora::services::listening::Service;
 
 use crate::acl::Policy;
+use crate::auth::ldap::{Directory, LdapError};
 use crate::auth::token::{TokenError, TokenService};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::gateway::{respond, Gateway};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::tls::{self, FixedCertificate, TlsError};
+use crate::tls::client_cert::{ClientCertMode, PeerCertificateCallback, ReloadingClientVerifier};
+use crate::tls::reload::{self, CertificateWatcher, ReloadTargets, ReloadingCertificate};
+use crate::tls::{self, TlsError};
 
 /// Why `serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Ldap(#[from] LdapError),
     #[error("cannot open the data directory {path}: {source}")]
     Storage {
         path: std::path::PathBuf,
@@ -70,8 +75,18 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
         Some(token_config) => Some(Arc::new(TokenService::load(token_config)?)),
         None => None,
     };
+    let directory = match config.auth.ldap.clone() {
+        Some(ldap) => Some(Directory::new(ldap)?),
+        None => None,
+    };
     let metrics = Metrics::register();
-    let auth = Authenticator::new(config.users.clone(), &config.groups, tokens.clone());
+    let auth = Authenticator::new(
+        config.users.clone(),
+        &config.groups,
+        tokens.clone(),
+        directory,
+        config.tls.client_auth.policy,
+    );
     let policy = Policy::new(config.acl.clone());
     let gateway = Gateway::new(
         Arc::new(registry),
@@ -93,9 +108,7 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
     server.bootstrap();
 
     let mut registry_service = Service::new("berth registry".to_string(), gateway);
-    let mut tls_settings =
-        TlsSettings::intermediate("", "").map_err(|e| StartError::Listener(e.to_string()))?;
-    tls_settings.set_cert_resolver(Arc::new(FixedCertificate(certified_key)));
+    let (tls_settings, _watcher) = listener_tls(&config, certified_key)?;
     registry_service.add_tls_with_settings(&config.listen.to_string(), None, tls_settings);
     registry_service.threads = Some(threads);
 
@@ -111,10 +124,54 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
         data = %root.display(), users = config.users.len(), rules = config.acl.len(), threads,
         "berth serving"
     );
-    if config.users.is_empty() {
+    if config.users.is_empty() && config.auth.ldap.is_none() && !config.tls.client_auth.enabled() {
         tracing::warn!("no users are configured: only anonymous access rules can match");
     }
+    if let Some(ldap) = &config.auth.ldap {
+        if !ldap.uses_tls() {
+            let url = &ldap.url;
+            tracing::warn!(%url, "ldap without TLS: passwords cross the network in clear");
+        }
+    }
     server.run_forever()
+}
+
+/// The listener's TLS settings: the server certificate and, when configured, the client
+/// certificate verifier and the hook that reads verified certificates; plus the watcher that
+/// reloads both when their files change (it must live as long as the server).
+fn listener_tls(
+    config: &Config,
+    certified_key: Arc<rustls::sign::CertifiedKey>,
+) -> Result<(TlsSettings, CertificateWatcher), StartError> {
+    let client_auth = Arc::new(config.tls.client_auth.clone());
+    let callback = PeerCertificateCallback::new(client_auth.clone());
+    let mut settings = TlsSettings::with_callbacks(Box::new(callback))
+        .map_err(|error| StartError::Listener(error.to_string()))?;
+
+    let certificate = Arc::new(ReloadingCertificate::new(certified_key));
+    settings.set_cert_resolver(certificate.clone());
+
+    let client = if client_auth.enabled() {
+        let mandatory = client_auth.mode == ClientCertMode::Required;
+        let verifier = client_auth.load_verifier()?;
+        let reloading = Arc::new(ReloadingClientVerifier::new(verifier, mandatory));
+        settings.set_client_cert_verifier(reloading.clone());
+        tracing::info!(
+            mode = ?client_auth.mode, policy = ?client_auth.policy,
+            subject = ?client_auth.subject, "client certificates on"
+        );
+        Some((client_auth, reloading))
+    } else {
+        None
+    };
+
+    let watcher = reload::watch(ReloadTargets {
+        cert: config.tls.cert.clone(),
+        key: config.tls.key.clone(),
+        certificate,
+        client,
+    })?;
+    Ok((settings, watcher))
 }
 
 fn print_trust_instructions(ca_cert: &Path, config: &Config) {

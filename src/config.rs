@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::acl::Rule;
+use crate::auth::ldap::LdapConfig;
 use crate::auth::token::TokenConfig;
 use crate::auth::PasswordHash;
+use crate::tls::client_cert::ClientAuthConfig;
 
 /// The sample proxy.yaml, built into the binary: `berth serve` runs on it when started
 /// without a config file in the working directory.
@@ -28,14 +30,16 @@ pub struct Config {
     /// Plain-HTTP address of `/metrics`. Default `127.0.0.1:9090`.
     #[serde(default = "default_metrics_listen")]
     pub metrics_listen: SocketAddr,
-    /// Server certificate and key (PEM). Generated for development when the files are missing.
+    /// Server certificate and key (PEM), generated for development when the files are
+    /// missing; and client certificates (mutual TLS).
     pub tls: TlsConfig,
     /// Where content is stored.
     pub storage: StorageConfig,
     /// Local users: name to argon2id PHC string. Default: none.
     #[serde(default)]
     pub users: BTreeMap<String, PasswordHash>,
-    /// Groups: name to member user names. Default: none.
+    /// Groups: name to member user names (local, directory or certificate users). Default:
+    /// none.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
     /// Ordered access rules; first match wins, nothing matching means deny. Default: none.
@@ -59,14 +63,22 @@ pub struct AuthConfig {
     /// Bearer tokens: Berth as a Docker token server. Default: off.
     #[serde(default)]
     pub token: Option<TokenConfig>,
+    /// Passwords of users not in `users:` checked against LDAP. Default: off.
+    #[serde(default)]
+    pub ldap: Option<LdapConfig>,
 }
 
-/// Certificate and key for the HTTPS listener.
+/// Certificate and key for the HTTPS listener, and what it asks of clients.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
+    /// PEM certificate chain; reloaded when the file changes.
     pub cert: PathBuf,
+    /// PEM private key; reloaded when the file changes.
     pub key: PathBuf,
+    /// Client certificates (mutual TLS). Default: not asked for.
+    #[serde(default)]
+    pub client_auth: ClientAuthConfig,
 }
 
 /// The storage backend.
@@ -142,7 +154,15 @@ impl Config {
 
     /// Checks that cannot be expressed in the types: every problem, not just the first.
     fn check(&self, text: &str) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems = self.tls.client_auth.problems();
+        if let Some(ldap) = &self.auth.ldap {
+            problems.extend(ldap.problems());
+        }
+        // Groups may also come from the directory or from certificates, so a rule may name a
+        // group proxy.yaml does not define only when one of those is configured.
+        let client_auth = &self.tls.client_auth;
+        let outside_groups = self.auth.ldap.is_some()
+            || (client_auth.enabled() && client_auth.groups_from.is_some());
         for (index, rule) in self.acl.iter().enumerate() {
             let at = locate_rule(text, index);
             if rule.actions.is_empty() {
@@ -158,7 +178,11 @@ impl Config {
                 ));
             }
             for group in &rule.groups {
-                if !self.groups.contains_key(group) {
+                let mapped = client_auth
+                    .groups
+                    .values()
+                    .any(|groups| groups.contains(group));
+                if !self.groups.contains_key(group) && !outside_groups && !mapped {
                     problems.push(format!(
                         "{at}acl rule {} names unknown group {group:?}",
                         index + 1
@@ -178,6 +202,13 @@ impl Config {
         resolve(&mut self.tls.cert);
         resolve(&mut self.tls.key);
         resolve(&mut self.storage.filesystem.root);
+        let client_auth = &mut self.tls.client_auth;
+        client_auth.ca.iter_mut().for_each(|p| resolve(p));
+        client_auth.crl.iter_mut().for_each(|p| resolve(p));
+        if let Some(ldap) = &mut self.auth.ldap {
+            ldap.ca.iter_mut().for_each(|p| resolve(p));
+            ldap.bind_password_file.iter_mut().for_each(|p| resolve(p));
+        }
         if let Some(token) = &mut self.auth.token {
             resolve(&mut token.key);
             for issuer in &mut token.trusted_issuers {
@@ -273,5 +304,23 @@ mod tests {
             error.contains("line 6: acl rule 2 applies to nobody"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn client_auth_and_ldap_sections_are_checked() {
+        let yaml = "listen: 127.0.0.1:5443\nstorage: {filesystem: {root: d}}\n\
+            tls: {cert: c, key: k, client_auth: {mode: required, groups_from: ou}}\n\
+            auth: {ldap: {url: 'ldap://h', bind_dn: x, user_base: y, user_filter: '(uid=x)'}}\n\
+            acl:\n  - {groups: [builders], repos: [x], actions: [pull]}\n";
+        let error = load(yaml).unwrap_err().to_string();
+        assert!(error.contains("client_auth.ca"), "{error}");
+        assert!(error.contains("bind_password_file"), "{error}");
+        assert!(error.contains("{user}"), "{error}");
+        assert!(!error.contains("unknown group"), "{error}");
+
+        let yaml = "listen: 127.0.0.1:5443\nstorage: {filesystem: {root: d}}\n\
+            tls: {cert: c, key: k, client_auth: {mode: sometimes}}\n";
+        let error = load(yaml).unwrap_err().to_string();
+        assert!(error.contains("sometimes"), "{error}");
     }
 }

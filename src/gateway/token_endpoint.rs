@@ -18,7 +18,7 @@ use super::respond::{self, Refusal};
 use super::{io, read_small_body, Gateway, Handled, RequestCtx};
 use crate::acl::Action;
 use crate::auth::token::ResourceActions;
-use crate::auth::{AuthMethod, Identity};
+use crate::auth::{AuthMethod, Identity, Outcome};
 use crate::registry::RepositoryName;
 
 const TOKEN_PATH: &str = "/token";
@@ -153,24 +153,27 @@ impl Gateway {
                         "username and password are required".into(),
                     ));
                 };
-                if self.auth.verify_password(user, password).await.is_err() {
-                    self.metrics.auth_attempt("basic", "failure");
-                    return Err(Refusal::BadCredentials);
-                }
-                self.metrics.auth_attempt("basic", "success");
-                self.auth.identity_of(user.clone(), AuthMethod::Basic)
+                let checked = self.auth.authenticate_password(user, password).await;
+                let certificate = ctx.certificate.as_deref();
+                let combined =
+                    checked.and_then(|c| self.auth.with_certificate(Some(c), certificate));
+                self.identity_or_refusal(combined)?
             }
             "refresh_token" => {
                 let token = request.refresh_token.as_deref().unwrap_or("");
                 let subject = match tokens.verify_refresh(token) {
-                    Ok(subject) if self.auth.knows_user(&subject) => subject,
-                    Ok(_) => return Err(Refusal::BadCredentials),
+                    Ok(subject) => subject,
                     Err(error) => {
                         self.metrics.token_verified(error.metric_label());
                         return Err(Refusal::BadCredentials);
                     }
                 };
-                self.auth.identity_of(subject, AuthMethod::Bearer)
+                let certificate = ctx.certificate.as_deref();
+                let identity = self.auth.refresh_identity(subject, certificate).await;
+                let outcome = identity.map(|identity| (identity, Outcome::Verified));
+                let combined =
+                    outcome.and_then(|o| self.auth.with_certificate(Some(o), certificate));
+                self.identity_or_refusal(combined)?
             }
             other => {
                 return Err(Refusal::BadRequest(format!(
