@@ -188,6 +188,28 @@ impl DockerTrust {
     }
 }
 
+impl DockerTrust {
+    /// Like [`DockerTrust::install`], plus a client certificate and key that docker presents
+    /// to this registry (`client.cert`, `client.key`).
+    pub fn install_with_client(berth: &Berth, cert_pem: &str, key_pem: &str) -> DockerTrust {
+        let trust = DockerTrust::install(berth);
+        std::fs::write(trust.dir.join("client.cert"), cert_pem).expect("install client.cert");
+        std::fs::write(trust.dir.join("client.key"), key_pem).expect("install client.key");
+        trust
+    }
+
+    /// Replaces (or, with `None`, removes) the client certificate docker presents.
+    pub fn set_client(&self, pair: Option<(&str, &str)>) {
+        let (cert, key) = (self.dir.join("client.cert"), self.dir.join("client.key"));
+        let _ = std::fs::remove_file(&cert);
+        let _ = std::fs::remove_file(&key);
+        if let Some((cert_pem, key_pem)) = pair {
+            std::fs::write(cert, cert_pem).expect("install client.cert");
+            std::fs::write(key, key_pem).expect("install client.key");
+        }
+    }
+}
+
 impl Drop for DockerTrust {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);

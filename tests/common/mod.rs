@@ -6,6 +6,8 @@
 
 pub mod docker;
 pub mod oci;
+pub mod pki;
+pub mod slapd;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -19,6 +21,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A running `berth serve` and the temp dir that holds its config, certificates and data.
 pub struct Berth {
+    /// The address the registry listens on (loopback unless a test chose another).
+    pub ip: String,
     pub port: u16,
     pub metrics_port: u16,
     pub dir: tempfile::TempDir,
@@ -36,12 +40,24 @@ impl Berth {
     /// Like [`Berth::start`], but in a directory the test prepared (for example one that
     /// already holds a CNCF registry's data under `data/`).
     pub fn start_in(dir: tempfile::TempDir, body: &str) -> Berth {
+        let tls = "{cert: certs/server.crt, key: certs/server.key}";
+        Self::start_with_tls(dir, tls, body)
+    }
+
+    /// Like [`Berth::start_in`], with `tls` (a YAML value) as the `tls:` section, for tests
+    /// of client certificates.
+    pub fn start_with_tls(dir: tempfile::TempDir, tls: &str, body: &str) -> Berth {
+        Self::start_listening(dir, "127.0.0.1", tls, body)
+    }
+
+    /// Like [`Berth::start_with_tls`], with the registry listening on `ip`.
+    pub fn start_listening(dir: tempfile::TempDir, ip: &str, tls: &str, body: &str) -> Berth {
         let port = free_port();
         let metrics_port = free_port();
         let config = format!(
-            "listen: 127.0.0.1:{port}\n\
+            "listen: {ip}:{port}\n\
              metrics_listen: 127.0.0.1:{metrics_port}\n\
-             tls: {{cert: certs/server.crt, key: certs/server.key}}\n\
+             tls: {tls}\n\
              storage: {{filesystem: {{root: data}}}}\n\
              {body}\n"
         );
@@ -57,6 +73,7 @@ impl Berth {
             .spawn()
             .expect("start berth serve");
         let berth = Berth {
+            ip: ip.to_string(),
             port,
             metrics_port,
             dir,
@@ -68,12 +85,12 @@ impl Berth {
 
     /// `https://127.0.0.1:PORT`
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.ip, self.port)
     }
 
     /// `127.0.0.1:PORT`, the registry host as docker names it.
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     pub fn data_root(&self) -> PathBuf {
@@ -91,6 +108,20 @@ impl Berth {
 
     /// An HTTPS client that trusts the server's development CA and nothing else.
     pub fn client(&self) -> reqwest::blocking::Client {
+        self.client_builder().build().expect("build client")
+    }
+
+    /// Like [`Berth::client`], presenting a client certificate (`cert_pem` then `key_pem`).
+    pub fn client_with_identity(&self, cert_pem: &str, key_pem: &str) -> reqwest::blocking::Client {
+        let identity = reqwest::Identity::from_pem(format!("{cert_pem}{key_pem}").as_bytes())
+            .expect("client identity");
+        self.client_builder()
+            .identity(identity)
+            .build()
+            .expect("build client")
+    }
+
+    fn client_builder(&self) -> reqwest::blocking::ClientBuilder {
         let pem = std::fs::read(self.ca_path()).expect("read dev CA");
         let ca = reqwest::Certificate::from_pem(&pem).expect("parse dev CA");
         reqwest::blocking::Client::builder()
@@ -98,8 +129,6 @@ impl Berth {
             .add_root_certificate(ca)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(120))
-            .build()
-            .expect("build client")
     }
 
     /// The Prometheus text exposition from the metrics listener.
@@ -121,7 +150,7 @@ impl Berth {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ready = self.ca_path().exists()
-                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && TcpStream::connect((self.ip.as_str(), self.port)).is_ok()
                 && TcpStream::connect(("127.0.0.1", self.metrics_port)).is_ok();
             if ready {
                 return;
@@ -197,6 +226,26 @@ pub fn users_block(names: &[&str]) -> String {
         yaml.push_str(&format!("  {name}: \"{hash}\"\n"));
     }
     yaml
+}
+
+/// This machine's first IPv4 address outside loopback.
+///
+/// # Panics
+/// When it has none: dockerd treats every 127.0.0.0/8 registry as insecure and then ignores
+/// the client certificates in certs.d, so the Docker mTLS test needs another address.
+pub fn non_loopback_ipv4() -> String {
+    let output = Command::new("hostname")
+        .arg("-I")
+        .output()
+        .expect("run hostname -I");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .find(|word| {
+            word.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .unwrap_or_else(|| panic!("this machine has no non-loopback IPv4 address"))
+        .to_string()
 }
 
 /// A loopback port that was free a moment ago.
@@ -345,6 +394,30 @@ impl RegistryClient {
             base: berth.url(),
             credential,
         }
+    }
+
+    /// A client over an HTTPS client built elsewhere (one presenting a client certificate),
+    /// signing in with `credential` when given.
+    pub fn over(
+        berth: &Berth,
+        client: reqwest::blocking::Client,
+        credential: Option<(&str, &str)>,
+    ) -> RegistryClient {
+        RegistryClient {
+            client,
+            base: berth.url(),
+            credential: credential.map(|(u, p)| (u.to_string(), p.to_string())),
+        }
+    }
+
+    /// Sends one request, returning the transport error (a refused TLS handshake) rather
+    /// than panicking on it.
+    pub fn try_get(&self, target: &str) -> Result<Reply, reqwest::Error> {
+        let mut request = self.client.get(self.absolute(target));
+        if let Some((user, password)) = &self.credential {
+            request = request.basic_auth(user, Some(password));
+        }
+        request.send().map(Reply::read)
     }
 
     /// Sends one request. `target` is a path (`/v2/...`) or an absolute URL (a `Location`).
