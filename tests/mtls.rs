@@ -9,11 +9,10 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::docker::{write_image_context, Docker, DockerTrust};
+use common::docker::{log_tail, write_image_context, Docker, DockerTrust};
+use common::netns::TestHost;
 use common::pki::{ClientCa, ClientCert};
-use common::{
-    berth_binary, non_loopback_ipv4, users_block, Berth, RegistryClient, OCI_MANIFEST, PASSWORD,
-};
+use common::{berth_binary, users_block, Berth, RegistryClient, OCI_MANIFEST, PASSWORD};
 
 const REVOKED_SERIAL: u64 = 666;
 
@@ -261,12 +260,13 @@ fn docker_with_a_client_certificate_pushes_and_pulls_without_a_password() {
     let ca = ClientCa::new("Berth test client CA");
 
     // dockerd treats registries on 127.0.0.0/8 as insecure and then never presents the
-    // certs.d client certificate, so this Berth listens on a non-loopback address, with a
-    // server certificate for it from a stand-in development CA.
-    let ip = non_loopback_ipv4();
+    // certs.d client certificate, so this Berth runs in a network namespace of its own and
+    // listens on that test host's address, with a server certificate for it from a stand-in
+    // development CA. dockerd reaches it over the test host's veth link.
+    let host = TestHost::new();
     let dir = tempfile::tempdir().unwrap();
     let dev_ca = ClientCa::new("Stand-in development CA");
-    let server = dev_ca.issue_server(&ip);
+    let server = dev_ca.issue_server(host.ip());
     let certs = dir.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
     std::fs::write(certs.join("ca.crt"), dev_ca.cert_pem()).unwrap();
@@ -274,7 +274,7 @@ fn docker_with_a_client_certificate_pushes_and_pulls_without_a_password() {
     std::fs::write(certs.join("server.crt"), &server.cert_pem).unwrap();
     std::fs::write(certs.join("server.key"), &server.key_pem).unwrap();
     let tls = prepare(&dir, &ca, "required", "either");
-    let berth = Berth::start_listening(dir, &ip, &tls, &acl_body());
+    let berth = Berth::start_in_host(dir, host, &tls, &acl_body());
     let ci = dev_client_cert(&berth, "ci");
     let trust = DockerTrust::install_with_client(&berth, &ci.cert_pem, &ci.key_pem);
 
@@ -292,12 +292,9 @@ fn docker_with_a_client_certificate_pushes_and_pulls_without_a_password() {
     let release = format!("{}/release/hello:v1", berth.host());
     docker.ok(&["tag", &image, &release], None);
     let denied = docker.run(&["push", &release]);
-    assert!(!denied.success, "{}", denied.describe());
-    assert!(
-        denied.combined().contains("denied"),
-        "{}",
-        denied.describe()
-    );
+    let why = || format!("{}{}", denied.describe(), log_tail(&berth));
+    assert!(!denied.success, "{}", why());
+    assert!(denied.combined().contains("denied"), "{}", why());
 
     // Without a certificate, or with a bad one, docker cannot even connect.
     let stranger = ClientCa::new("Someone else's CA").issue("ci", &[], 50);
@@ -313,6 +310,11 @@ fn docker_with_a_client_certificate_pushes_and_pulls_without_a_password() {
         trust.set_client(cert.map(|c| (c.cert_pem.as_str(), c.key_pem.as_str())));
         let _ = docker.run(&["rmi", &image]);
         let pulled = docker.run(&["pull", &image]);
-        assert!(!pulled.success, "{what}: {}", pulled.describe());
+        assert!(
+            !pulled.success,
+            "{what}: {}{}",
+            pulled.describe(),
+            log_tail(&berth)
+        );
     }
 }

@@ -34,8 +34,8 @@ pub struct DockerOutput {
     pub stderr: String,
 }
 
-/// Trust in one Berth's development CA, installed in `/etc/docker/certs.d/127.0.0.1:PORT/`
-/// and removed again on drop.
+/// Trust in one Berth's development CA, installed in `/etc/docker/certs.d/IP:PORT/` and
+/// removed again on drop.
 pub struct DockerTrust {
     dir: PathBuf,
 }
@@ -179,7 +179,7 @@ impl DockerOutput {
 }
 
 impl DockerTrust {
-    /// Copies `berth`'s `certs/ca.crt` to `/etc/docker/certs.d/127.0.0.1:PORT/ca.crt`.
+    /// Copies `berth`'s `certs/ca.crt` to `/etc/docker/certs.d/IP:PORT/ca.crt`.
     pub fn install(berth: &Berth) -> DockerTrust {
         let dir = Path::new("/etc/docker/certs.d").join(berth.host());
         std::fs::create_dir_all(&dir).expect("create docker certs.d dir (run as root)");

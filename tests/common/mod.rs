@@ -1,10 +1,12 @@
-//! Shared test harness: starts a real `berth serve` on free loopback ports, in a temp dir,
+//! Shared test harness: starts a real `berth serve` on free loopback ports (or, for a test
+//! that cannot use loopback, in a network namespace of its own; see [`netns`]), in a temp dir,
 //! with certificates that the server generates itself on first start, and gives tests an
 //! HTTPS client that trusts exactly that development CA.
 
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod netns;
 pub mod oci;
 pub mod pki;
 pub mod slapd;
@@ -16,17 +18,21 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use netns::TestHost;
+
 /// Password every test user gets unless a test picks its own.
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A running `berth serve` and the temp dir that holds its config, certificates and data.
 pub struct Berth {
-    /// The address the registry listens on (loopback unless a test chose another).
+    /// The address the registry and metrics listeners are on: loopback, or a test host's.
     pub ip: String,
     pub port: u16,
     pub metrics_port: u16,
     pub dir: tempfile::TempDir,
     child: Child,
+    /// The namespace the server runs in, if not the root one; dropped after the server stops.
+    host: Option<TestHost>,
 }
 
 impl Berth {
@@ -47,16 +53,30 @@ impl Berth {
     /// Like [`Berth::start_in`], with `tls` (a YAML value) as the `tls:` section, for tests
     /// of client certificates.
     pub fn start_with_tls(dir: tempfile::TempDir, tls: &str, body: &str) -> Berth {
-        Self::start_listening(dir, "127.0.0.1", tls, body)
+        Self::spawn(dir, "127.0.0.1", None, tls, body)
     }
 
-    /// Like [`Berth::start_with_tls`], with the registry listening on `ip`.
-    pub fn start_listening(dir: tempfile::TempDir, ip: &str, tls: &str, body: &str) -> Berth {
+    /// Like [`Berth::start_with_tls`], with the server running inside `host`'s network
+    /// namespace and listening on its address; `host` is removed after the server stops.
+    pub fn start_in_host(dir: tempfile::TempDir, host: TestHost, tls: &str, body: &str) -> Berth {
+        let ip = host.ip().to_string();
+        Self::spawn(dir, &ip, Some(host), tls, body)
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        ip: &str,
+        host: Option<TestHost>,
+        tls: &str,
+        body: &str,
+    ) -> Berth {
+        // A fresh namespace has nothing listening, so a port free on loopback here is free
+        // there too.
         let port = free_port();
         let metrics_port = free_port();
         let config = format!(
             "listen: {ip}:{port}\n\
-             metrics_listen: 127.0.0.1:{metrics_port}\n\
+             metrics_listen: {ip}:{metrics_port}\n\
              tls: {tls}\n\
              storage: {{filesystem: {{root: data}}}}\n\
              {body}\n"
@@ -64,7 +84,11 @@ impl Berth {
         std::fs::write(dir.path().join("proxy.yaml"), config).expect("write config");
 
         let log = std::fs::File::create(dir.path().join("berth.log")).expect("log file");
-        let child = Command::new(berth_binary())
+        let mut command = match &host {
+            Some(host) => host.command(berth_binary()),
+            None => Command::new(berth_binary()),
+        };
+        let child = command
             .args(["serve", "--config"])
             .arg(dir.path().join("proxy.yaml"))
             .env("RUST_LOG", "info")
@@ -78,17 +102,18 @@ impl Berth {
             metrics_port,
             dir,
             child,
+            host,
         };
         berth.wait_until_listening();
         berth
     }
 
-    /// `https://127.0.0.1:PORT`
+    /// `https://IP:PORT`
     pub fn url(&self) -> String {
         format!("https://{}:{}", self.ip, self.port)
     }
 
-    /// `127.0.0.1:PORT`, the registry host as docker names it.
+    /// `IP:PORT`, the registry host as docker names it.
     pub fn host(&self) -> String {
         format!("{}:{}", self.ip, self.port)
     }
@@ -133,7 +158,7 @@ impl Berth {
 
     /// The Prometheus text exposition from the metrics listener.
     pub fn metrics(&self) -> String {
-        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let url = format!("http://{}:{}/metrics", self.ip, self.metrics_port);
         reqwest::blocking::get(url)
             .expect("scrape")
             .text()
@@ -146,12 +171,18 @@ impl Berth {
         metric_value(&self.metrics(), selector)
     }
 
+    /// Waits for both listeners, connecting from this (the root) namespace, so a server in a
+    /// test host is only ready once it is reachable over the veth link.
     fn wait_until_listening(&self) {
+        let ip: std::net::IpAddr = self.ip.parse().expect("listen address is an IP");
+        let reachable = |port| {
+            let address = std::net::SocketAddr::new(ip, port);
+            TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok()
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            let ready = self.ca_path().exists()
-                && TcpStream::connect((self.ip.as_str(), self.port)).is_ok()
-                && TcpStream::connect(("127.0.0.1", self.metrics_port)).is_ok();
+            let ready =
+                self.ca_path().exists() && reachable(self.port) && reachable(self.metrics_port);
             if ready {
                 return;
             }
@@ -226,26 +257,6 @@ pub fn users_block(names: &[&str]) -> String {
         yaml.push_str(&format!("  {name}: \"{hash}\"\n"));
     }
     yaml
-}
-
-/// This machine's first IPv4 address outside loopback.
-///
-/// # Panics
-/// When it has none: dockerd treats every 127.0.0.0/8 registry as insecure and then ignores
-/// the client certificates in certs.d, so the Docker mTLS test needs another address.
-pub fn non_loopback_ipv4() -> String {
-    let output = Command::new("hostname")
-        .arg("-I")
-        .output()
-        .expect("run hostname -I");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .find(|word| {
-            word.parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| !ip.is_loopback())
-        })
-        .unwrap_or_else(|| panic!("this machine has no non-loopback IPv4 address"))
-        .to_string()
 }
 
 /// A loopback port that was free a moment ago.
