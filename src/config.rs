@@ -17,9 +17,11 @@ use serde::Deserialize;
 
 use crate::acl::{RepositoryPattern, Rule, TagRule};
 use crate::audit::AuditConfig;
+use crate::auth::ldap::LdapConfig;
 use crate::auth::token::TokenConfig;
 use crate::auth::PasswordHash;
 use crate::registry::DeleteConfig;
+use crate::tls::client_cert::ClientAuthConfig;
 use locate::{Position, Positions};
 
 /// The sample proxy.yaml, built into the binary: `berth serve` runs on it when started
@@ -35,14 +37,16 @@ pub struct Config {
     /// Plain-HTTP address of `/metrics`. Default `127.0.0.1:9090`.
     #[serde(default = "default_metrics_listen")]
     pub metrics_listen: SocketAddr,
-    /// Server certificate and key (PEM). Generated for development when the files are missing.
+    /// Server certificate and key (PEM), generated for development when the files are
+    /// missing; and client certificates (mutual TLS).
     pub tls: TlsConfig,
     /// Where content is stored.
     pub storage: StorageConfig,
     /// Local users: name to argon2id PHC string. Default: none.
     #[serde(default)]
     pub users: BTreeMap<String, PasswordHash>,
-    /// Groups: name to member user names. Default: none.
+    /// Groups: name to member user names (local, directory or certificate users). Default:
+    /// none.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
     /// Ordered access rules; see [`crate::acl`]. Default: none, so everything is refused.
@@ -76,16 +80,22 @@ pub struct AuthConfig {
     /// Bearer tokens: Berth as a Docker token server. Default: off.
     #[serde(default)]
     pub token: Option<TokenConfig>,
+    /// Passwords of users not in `users:` checked against LDAP. Default: off.
+    #[serde(default)]
+    pub ldap: Option<LdapConfig>,
 }
 
-/// Certificate and key for the HTTPS listener.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Certificate and key for the HTTPS listener, and what it asks of clients.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
-    /// PEM certificate chain.
+    /// PEM certificate chain; reloaded when the file changes.
     pub cert: PathBuf,
-    /// PEM private key.
+    /// PEM private key; reloaded when the file changes.
     pub key: PathBuf,
+    /// Client certificates (mutual TLS). Default: not asked for.
+    #[serde(default)]
+    pub client_auth: ClientAuthConfig,
 }
 
 /// The storage backend.
@@ -237,6 +247,20 @@ impl Config {
             );
         }
 
+        for message in self.tls.client_auth.problems() {
+            problem(&["tls.client_auth", "tls"], message);
+        }
+        if let Some(ldap) = &self.auth.ldap {
+            for message in ldap.problems() {
+                problem(&["auth.ldap", "auth"], message);
+            }
+        }
+        // Groups may also come from the directory or from certificates, so a rule may name a
+        // group proxy.yaml does not define only when one of those is configured.
+        let client_auth = &self.tls.client_auth;
+        let outside_groups = self.auth.ldap.is_some()
+            || (client_auth.enabled() && client_auth.groups_from.is_some());
+
         for (index, rule) in self.acl.iter().enumerate() {
             let (at, number) = (format!("acl[{index}]"), index + 1);
             if rule.actions.is_empty() && rule.deny.is_empty() {
@@ -261,7 +285,11 @@ impl Config {
                 problem(&[&at], message);
             }
             for (item, group) in rule.groups.iter().enumerate() {
-                if !self.groups.contains_key(group) {
+                let mapped = client_auth
+                    .groups
+                    .values()
+                    .any(|groups| groups.contains(group));
+                if !self.groups.contains_key(group) && !outside_groups && !mapped {
                     let message = format!("acl rule {number} names unknown group {group:?}");
                     problem(&[&format!("{at}.groups[{item}]"), &at], message);
                 }
@@ -297,6 +325,13 @@ impl Config {
         resolve(&mut self.tls.key);
         resolve(&mut self.storage.filesystem.root);
         self.audit.file.iter_mut().for_each(|p| resolve(p));
+        let client_auth = &mut self.tls.client_auth;
+        client_auth.ca.iter_mut().for_each(|p| resolve(p));
+        client_auth.crl.iter_mut().for_each(|p| resolve(p));
+        if let Some(ldap) = &mut self.auth.ldap {
+            ldap.ca.iter_mut().for_each(|p| resolve(p));
+            ldap.bind_password_file.iter_mut().for_each(|p| resolve(p));
+        }
         if let Some(token) = &mut self.auth.token {
             resolve(&mut token.key);
             for issuer in &mut token.trusted_issuers {
@@ -413,5 +448,23 @@ mod tests {
         for (line, want) in lines.iter().zip(expected) {
             assert!(line.contains(want), "{line:?} lacks {want:?}");
         }
+    }
+
+    #[test]
+    fn client_auth_and_ldap_sections_are_checked() {
+        let yaml = "listen: 127.0.0.1:5443\nstorage: {filesystem: {root: d}}\n\
+            tls: {cert: c, key: k, client_auth: {mode: required, groups_from: ou}}\n\
+            auth: {ldap: {url: 'ldap://h', bind_dn: x, user_base: y, user_filter: '(uid=x)'}}\n\
+            acl:\n  - {groups: [builders], repos: [x], actions: [pull]}\n";
+        let error = load(yaml).unwrap_err().to_string();
+        assert!(error.contains("client_auth.ca"), "{error}");
+        assert!(error.contains("bind_password_file"), "{error}");
+        assert!(error.contains("{user}"), "{error}");
+        assert!(!error.contains("unknown group"), "{error}");
+
+        let yaml = "listen: 127.0.0.1:5443\nstorage: {filesystem: {root: d}}\n\
+            tls: {cert: c, key: k, client_auth: {mode: sometimes}}\n";
+        let error = load(yaml).unwrap_err().to_string();
+        assert!(error.contains("sometimes"), "{error}");
     }
 }

@@ -99,37 +99,17 @@ impl Gateway {
             ctx.repository = route.repository().map(|name| name.to_string());
         }
 
-        // Who is calling.
+        // Who is calling: the Authorization header and the connection's client certificate.
         let authorization = session
             .get_header(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes().to_vec());
+        let certificate = ctx.certificate.clone();
         let live = ctx.live.clone();
-        match live.auth.authenticate(authorization.as_deref()).await {
-            Ok((identity, outcome)) => {
-                let label = match outcome {
-                    Outcome::Anonymous => None,
-                    Outcome::Verified => Some("success"),
-                    Outcome::Cached => Some("cached"),
-                };
-                if let Some(label) = label {
-                    self.metrics.auth_attempt(identity.method.as_str(), label);
-                }
-                ctx.identity = identity;
-            }
-            Err(error) => {
-                self.metrics
-                    .auth_attempt(error.method().as_str(), "failure");
-                let AuthError::Token(token_error) = &error else {
-                    return Err(Refusal::BadCredentials);
-                };
-                self.metrics.token_verified(token_error.metric_label());
-                tracing::info!(reason = token_error.metric_label(), "bearer token refused");
-                return Err(Refusal::Unauthenticated {
-                    scope: None,
-                    error: Some("invalid_token"),
-                });
-            }
-        }
+        let authenticated = live
+            .auth
+            .authenticate(authorization.as_deref(), certificate.as_deref())
+            .await;
+        ctx.identity = self.identity_or_refusal(authenticated)?;
         if ctx.identity.method == AuthMethod::Bearer {
             self.metrics.token_verified("valid");
         }
@@ -170,6 +150,63 @@ impl Gateway {
         }
 
         self.dispatch(session, ctx, route).await
+    }
+
+    /// Records an authentication result in the metrics and turns a failure into the
+    /// refusal the client sees.
+    fn identity_or_refusal(
+        &self,
+        result: Result<(Identity, Outcome), AuthError>,
+    ) -> Result<Identity, Refusal> {
+        let error = match result {
+            Ok((identity, outcome)) => {
+                let label = match outcome {
+                    Outcome::Anonymous => None,
+                    Outcome::Verified => Some("success"),
+                    Outcome::Cached => Some("cached"),
+                };
+                if let Some(label) = label {
+                    self.metrics.auth_attempt(identity.method.as_str(), label);
+                }
+                return Ok(identity);
+            }
+            Err(error) => error,
+        };
+
+        let method = error.method().as_str();
+        if let AuthError::DirectoryUnavailable { problem } = &error {
+            self.metrics.auth_attempt(method, "unavailable");
+            self.metrics.directory_unavailable();
+            tracing::error!(%problem, "ldap directory unavailable; directory users cannot sign in");
+            return Err(Refusal::DirectoryUnavailable);
+        }
+        self.metrics.auth_attempt(method, "failure");
+        Err(match error {
+            AuthError::Token(token_error) => {
+                self.metrics.token_verified(token_error.metric_label());
+                tracing::info!(reason = token_error.metric_label(), "bearer token refused");
+                Refusal::Unauthenticated {
+                    scope: None,
+                    error: Some("invalid_token"),
+                }
+            }
+            AuthError::IdentityMismatch {
+                certificate,
+                credential,
+            } => {
+                tracing::info!(
+                    user = credential.as_deref().unwrap_or("-"), certificate.subject = %certificate,
+                    "client certificate and credentials disagree"
+                );
+                Refusal::IdentityMismatch
+            }
+            AuthError::CertificateRequired => Refusal::CertificateRequired,
+            AuthError::PasswordRequired => Refusal::Unauthenticated {
+                scope: None,
+                error: None,
+            },
+            _ => Refusal::BadCredentials,
+        })
     }
 
     /// The one place an access decision turns into a refusal: the ACL first, then, for a

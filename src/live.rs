@@ -24,11 +24,12 @@ use arc_swap::ArcSwap;
 
 use crate::acl::Policy;
 use crate::audit::{AuditError, AuditLog};
+use crate::auth::ldap::{Directory, LdapError};
 use crate::auth::token::{TokenError, TokenService};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
-use crate::tls::{self, SwappableCertificate, TlsError};
+use crate::tls::{self, TlsError};
 
 /// Everything a request needs that a reload may change.
 pub struct Snapshot {
@@ -62,6 +63,9 @@ pub enum ReloadError {
     /// The token signing key or a trusted issuer's key cannot be used.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The LDAP settings cannot be used.
+    #[error(transparent)]
+    Ldap(#[from] LdapError),
 }
 
 impl Snapshot {
@@ -74,9 +78,19 @@ impl Snapshot {
             Some(token_config) => Some(Arc::new(TokenService::load(token_config)?)),
             None => None,
         };
+        let directory = match config.auth.ldap.clone() {
+            Some(ldap) => Some(Directory::new(ldap)?),
+            None => None,
+        };
         Ok(Snapshot {
             generation,
-            auth: Authenticator::new(config.users.clone(), &config.groups, tokens.clone()),
+            auth: Authenticator::new(
+                config.users.clone(),
+                &config.groups,
+                tokens.clone(),
+                directory,
+                config.tls.client_auth.policy,
+            ),
             policy: Policy::new(
                 config.acl.clone(),
                 config.public.clone(),
@@ -113,7 +127,6 @@ pub struct Reloader {
     /// The configuration `serve` started with: its restart-only settings are the ones in force.
     startup: Config,
     live: Arc<ArcSwap<Snapshot>>,
-    certificate: Arc<SwappableCertificate>,
     metrics: Metrics,
     /// Reloads run one at a time, whatever triggered them.
     running: Mutex<()>,
@@ -125,14 +138,12 @@ impl Reloader {
         path: PathBuf,
         startup: Config,
         live: Arc<ArcSwap<Snapshot>>,
-        certificate: Arc<SwappableCertificate>,
         metrics: Metrics,
     ) -> Self {
         Reloader {
             path,
             startup,
             live,
-            certificate,
             metrics,
             running: Mutex::new(()),
         }
@@ -146,9 +157,8 @@ impl Reloader {
     pub fn reload(&self) -> Result<u64, ReloadError> {
         let _one_at_a_time = self.running.lock().expect("reload lock poisoned");
         match self.prepare() {
-            Ok((snapshot, certificate)) => {
+            Ok(snapshot) => {
                 let generation = snapshot.generation;
-                self.certificate.swap(certificate);
                 self.live.store(Arc::new(snapshot));
                 self.metrics.config_reloaded(generation, SystemTime::now());
                 Ok(generation)
@@ -161,9 +171,8 @@ impl Reloader {
     }
 
     /// Everything that can fail, before anything is swapped.
-    fn prepare(&self) -> Result<(Snapshot, Arc<rustls::sign::CertifiedKey>), ReloadError> {
+    fn prepare(&self) -> Result<Snapshot, ReloadError> {
         let config = Config::load(&self.path)?;
-        let certificate = tls::load_certified_key(&config.tls.cert, &config.tls.key)?;
         for setting in config.restart_only_changes(&self.startup) {
             tracing::warn!(
                 setting, path = %self.path.display(),
@@ -176,7 +185,7 @@ impl Reloader {
             generation, users = config.users.len(), rules = config.acl.len(),
             path = %self.path.display(), "configuration reloaded"
         );
-        Ok((snapshot, certificate))
+        Ok(snapshot)
     }
 
     /// The files whose change should trigger a reload: the config and the TLS files.

@@ -29,6 +29,7 @@ pub struct Metrics {
     config_last_success: Gauge,
     blobs_stored: IntCounter,
     manifests_stored: IntCounter,
+    ldap_unavailable: IntCounter,
 }
 
 impl Metrics {
@@ -130,6 +131,10 @@ impl Metrics {
             config_last_success,
             blobs_stored: counter("registry_blobs_stored_total", "Blob uploads completed"),
             manifests_stored: counter("registry_manifests_stored_total", "Manifests stored"),
+            ldap_unavailable: counter(
+                "ldap_unavailable_total",
+                "Sign-ins that failed because the LDAP directory could not be reached",
+            ),
             registry,
         }
     }
@@ -154,7 +159,8 @@ impl Metrics {
         self.sent_bytes.inc_by(bytes);
     }
 
-    /// An authentication attempt; `outcome` is `success`, `cached` or `failure`.
+    /// An authentication attempt; `outcome` is `success`, `cached`, `failure` or
+    /// `unavailable` (the directory could not answer).
     pub fn auth_attempt(&self, method: &str, outcome: &str) {
         self.auth_attempts
             .with_label_values(&[method, outcome])
@@ -207,6 +213,11 @@ impl Metrics {
     /// A manifest was stored.
     pub fn manifest_stored(&self) {
         self.manifests_stored.inc();
+    }
+
+    /// A sign-in the directory could not answer.
+    pub fn directory_unavailable(&self) {
+        self.ldap_unavailable.inc();
     }
 
     /// The text exposition of every metric.

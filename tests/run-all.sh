@@ -19,9 +19,11 @@ fi
 # are the real clients and servers the end-to-end tests use; gcc + libc6-dev compile the
 # static hello binary that goes into the test image. skopeo, podman, containerd (ctr) and
 # python3-venv (for the oras SDK from PyPI) are the other clients the OCI tests drive.
+# slapd and ldap-utils are the real OpenLDAP server (and slapadd) the LDAP tests start.
+# iproute2 (`ip`) makes the network namespaces that tests/common/netns.rs runs servers in.
 # nginx and apache2-utils (htpasswd) are the peer stack of the benchmark's quick run.
 needed=(cmake docker.io docker-registry gcc libc6-dev curl ca-certificates
-    skopeo podman containerd python3-venv nginx apache2-utils)
+    skopeo podman containerd python3-venv slapd ldap-utils iproute2 nginx apache2-utils)
 ensure_packages "${needed[@]}"
 
 # The environment may point these at a CA bundle of its own. Tests set their trust

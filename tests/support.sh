@@ -39,12 +39,13 @@ ensure_packages() {
 # one temp dir, so it never touches a system dockerd. vfs works without overlayfs support,
 # and with no bridge and no iptables it needs no network setup (containers run with
 # --network none). Call stop_private_dockerd (for example from an EXIT trap) to undo it all,
-# including any /etc/docker/certs.d/127.0.0.1:* entry made meanwhile.
+# including any /etc/docker/certs.d entry made meanwhile for loopback or a test host's
+# network namespace (10.213.*, see tests/common/netns.rs).
 start_private_dockerd() {
     docker_dir=$(mktemp -d /tmp/berth-docker.XXXXXX)
     certs_d=/etc/docker/certs.d
     shopt -s nullglob
-    certs_before=("$certs_d"/127.0.0.1:*)
+    certs_before=("$certs_d"/127.0.0.1:* "$certs_d"/10.213.*:*)
     shopt -u nullglob
 
     dockerd \
@@ -98,7 +99,7 @@ stop_private_dockerd() {
     rm -rf "$docker_dir"
 
     shopt -s nullglob
-    for entry in "$certs_d"/127.0.0.1:*; do
+    for entry in "$certs_d"/127.0.0.1:* "$certs_d"/10.213.*:*; do
         if [[ " ${certs_before[*]} " != *" $entry "* ]]; then
             rm -rf "$entry"
         fi

@@ -10,6 +10,7 @@ use pingora::protocols::http::ServerSession;
 use crate::acl::{Action, Decision};
 use crate::auth::Identity;
 use crate::live::Snapshot;
+use crate::tls::client_cert::PeerCertificate;
 
 /// What is known about one request.
 pub struct RequestCtx {
@@ -20,6 +21,8 @@ pub struct RequestCtx {
     pub method: Method,
     pub client_ip: String,
     pub identity: Identity,
+    /// The connection's verified client certificate, when it presented one.
+    pub certificate: Option<Arc<PeerCertificate>>,
     pub route_kind: &'static str,
     pub repository: Option<String>,
     /// The tag or digest the route names, for the audit log.
@@ -40,12 +43,19 @@ impl RequestCtx {
             .client_addr()
             .and_then(|address| address.as_inet().map(|inet| inet.ip().to_string()))
             .unwrap_or_else(|| "-".into());
+        // Stored by the TLS handshake callback once rustls has verified the certificate.
+        let certificate = session
+            .digest()
+            .and_then(|digest| digest.ssl_digest.as_ref())
+            .and_then(|tls| tls.extension.get::<PeerCertificate>())
+            .map(|peer| Arc::new(peer.clone()));
         RequestCtx {
             live,
             started: Instant::now(),
             method: session.req_header().method.clone(),
             client_ip,
             identity: Identity::anonymous(),
+            certificate,
             route_kind: "unknown",
             repository: None,
             reference: None,

@@ -32,6 +32,15 @@ pub enum Refusal {
     /// A user name and password that did not check out (unknown user or wrong password).
     #[error("authentication required")]
     BadCredentials,
+    /// The listener wants a client certificate for this and the connection has none.
+    #[error("a client certificate is required")]
+    CertificateRequired,
+    /// The client certificate and the credentials name different users.
+    #[error("the client certificate and the credentials name different users")]
+    IdentityMismatch,
+    /// The user directory could not check the password; retry later.
+    #[error("the user directory is unavailable; try again later")]
+    DirectoryUnavailable,
     /// Authenticated, but the ACL does not allow it.
     #[error("requested access to the resource is denied")]
     Denied { repository: String, action: Action },
@@ -63,9 +72,11 @@ impl Refusal {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Refusal::Registry(error) => (error.status(), error.code()),
-            Refusal::Unauthenticated { .. } | Refusal::BadCredentials => {
-                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
-            }
+            Refusal::Unauthenticated { .. }
+            | Refusal::BadCredentials
+            | Refusal::CertificateRequired
+            | Refusal::IdentityMismatch => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            Refusal::DirectoryUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             Refusal::Denied { .. } | Refusal::ImmutableTag { .. } => {
                 (StatusCode::FORBIDDEN, "DENIED")
             }

@@ -18,7 +18,7 @@ use super::respond::{self, Refusal};
 use super::{io, read_small_body, Gateway, Handled, RequestCtx};
 use crate::acl::{Action, Policy};
 use crate::auth::token::ResourceActions;
-use crate::auth::{AuthMethod, Identity};
+use crate::auth::{AuthMethod, Identity, Outcome};
 use crate::registry::RepositoryName;
 
 const TOKEN_PATH: &str = "/token";
@@ -154,12 +154,11 @@ impl Gateway {
                         "username and password are required".into(),
                     ));
                 };
-                if live.auth.verify_password(user, password).await.is_err() {
-                    self.metrics.auth_attempt("basic", "failure");
-                    return Err(Refusal::BadCredentials);
-                }
-                self.metrics.auth_attempt("basic", "success");
-                live.auth.identity_of(user.clone(), AuthMethod::Basic)
+                let checked = live.auth.authenticate_password(user, password).await;
+                let certificate = ctx.certificate.as_deref();
+                let combined =
+                    checked.and_then(|c| live.auth.with_certificate(Some(c), certificate));
+                self.identity_or_refusal(combined)?
             }
             "refresh_token" => {
                 let token = request.refresh_token.as_deref().unwrap_or("");
@@ -173,7 +172,12 @@ impl Gateway {
                         return Err(Refusal::BadCredentials);
                     }
                 };
-                live.auth.identity_of(subject, AuthMethod::Bearer)
+                let certificate = ctx.certificate.as_deref();
+                let identity = live.auth.refresh_identity(subject, certificate).await;
+                let outcome = identity.map(|identity| (identity, Outcome::Verified));
+                let combined =
+                    outcome.and_then(|o| live.auth.with_certificate(Some(o), certificate));
+                self.identity_or_refusal(combined)?
             }
             other => {
                 return Err(Refusal::BadRequest(format!(
