@@ -1,9 +1,11 @@
 //! Wiring: builds the Pingora server from a [`Config`] (the HTTPS registry service and the
-//! plain-HTTP metrics service) and runs it. No request logic lives here.
+//! plain-HTTP metrics service), starts the live-reload watchers, and runs it. No request
+//! logic lives here.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::StatusCode;
@@ -14,14 +16,21 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::listening::Service;
 
-use crate::acl::Policy;
-use crate::auth::token::{TokenError, TokenService};
-use crate::auth::Authenticator;
+use crate::auth::ldap::LdapError;
 use crate::config::{Config, ConfigError};
 use crate::gateway::{respond, Gateway};
+use crate::live::watch::{self, WatchError};
+use crate::live::{Reloader, Snapshot};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::tls::{self, FixedCertificate, TlsError};
+use crate::tls::client_cert::{ClientCertMode, PeerCertificateCallback, ReloadingClientVerifier};
+use crate::tls::reload::{self, CertificateWatcher, ReloadTargets, ReloadingCertificate};
+use crate::tls::{self, TlsError};
+
+/// Seconds between SIGTERM and closing the listeners.
+const SHUTDOWN_GRACE_SECONDS: u64 = 1;
+/// Seconds requests in flight get to finish after that; a guess at a slow layer upload.
+const SHUTDOWN_DRAIN_SECONDS: u64 = 30;
 
 /// Why `serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +40,11 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(transparent)]
-    Token(#[from] TokenError),
+    Live(#[from] crate::live::ReloadError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error(transparent)]
+    Ldap(#[from] LdapError),
     #[error("cannot open the data directory {path}: {source}")]
     Storage {
         path: std::path::PathBuf,
@@ -62,40 +75,45 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
     let certified_key = tls::load_certified_key(&config.tls.cert, &config.tls.key)?;
 
     let root = &config.storage.filesystem.root;
-    let registry = Registry::open(root).map_err(|source| StartError::Storage {
-        path: root.clone(),
-        source,
-    })?;
-    let tokens = match config.auth.token.clone().filter(|token| token.enabled) {
-        Some(token_config) => Some(Arc::new(TokenService::load(token_config)?)),
-        None => None,
-    };
+    let registry = Registry::open(root)
+        .map_err(|source| StartError::Storage {
+            path: root.clone(),
+            source,
+        })?
+        .with_delete(config.storage.delete);
     let metrics = Metrics::register();
-    let auth = Authenticator::new(config.users.clone(), &config.groups, tokens.clone());
-    let policy = Policy::new(config.acl.clone());
-    let gateway = Gateway::new(
-        Arc::new(registry),
-        auth,
-        policy,
-        metrics.clone(),
-        config.realm.clone(),
-        tokens,
-    );
+    metrics.config_loaded(1, std::time::SystemTime::now());
+    let live = Arc::new(ArcSwap::from_pointee(Snapshot::build(&config, 1)?));
+    let gateway = Gateway::new(Arc::new(registry), live.clone(), metrics.clone());
+
+    // Live reload, unless running on the built-in sample (there is no file to watch).
+    if config_path.exists() {
+        let reloader = Reloader::new(
+            config_path.to_path_buf(),
+            config.clone(),
+            live,
+            metrics.clone(),
+        );
+        watch::spawn(Arc::new(reloader))?;
+    }
 
     let threads = config
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // SIGTERM stops accepting at once and gives requests in flight up to half a minute to
+    // finish (Pingora's defaults wait five minutes first, for zero-downtime upgrades Berth does
+    // not do). SIGINT stops at once.
     let server_conf = ServerConf {
         threads,
+        grace_period_seconds: Some(SHUTDOWN_GRACE_SECONDS),
+        graceful_shutdown_timeout_seconds: Some(SHUTDOWN_DRAIN_SECONDS),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
     let mut registry_service = Service::new("berth registry".to_string(), gateway);
-    let mut tls_settings =
-        TlsSettings::intermediate("", "").map_err(|e| StartError::Listener(e.to_string()))?;
-    tls_settings.set_cert_resolver(Arc::new(FixedCertificate(certified_key)));
+    let (tls_settings, _watcher) = listener_tls(&config, certified_key)?;
     registry_service.add_tls_with_settings(&config.listen.to_string(), None, tls_settings);
     registry_service.threads = Some(threads);
 
@@ -111,10 +129,54 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
         data = %root.display(), users = config.users.len(), rules = config.acl.len(), threads,
         "berth serving"
     );
-    if config.users.is_empty() {
+    if config.users.is_empty() && config.auth.ldap.is_none() && !config.tls.client_auth.enabled() {
         tracing::warn!("no users are configured: only anonymous access rules can match");
     }
+    if let Some(ldap) = &config.auth.ldap {
+        if !ldap.uses_tls() {
+            let url = &ldap.url;
+            tracing::warn!(%url, "ldap without TLS: passwords cross the network in clear");
+        }
+    }
     server.run_forever()
+}
+
+/// The listener's TLS settings: the server certificate and, when configured, the client
+/// certificate verifier and the hook that reads verified certificates; plus the watcher that
+/// reloads both when their files change (it must live as long as the server).
+fn listener_tls(
+    config: &Config,
+    certified_key: Arc<rustls::sign::CertifiedKey>,
+) -> Result<(TlsSettings, CertificateWatcher), StartError> {
+    let client_auth = Arc::new(config.tls.client_auth.clone());
+    let callback = PeerCertificateCallback::new(client_auth.clone());
+    let mut settings = TlsSettings::with_callbacks(Box::new(callback))
+        .map_err(|error| StartError::Listener(error.to_string()))?;
+
+    let certificate = Arc::new(ReloadingCertificate::new(certified_key));
+    settings.set_cert_resolver(certificate.clone());
+
+    let client = if client_auth.enabled() {
+        let mandatory = client_auth.mode == ClientCertMode::Required;
+        let verifier = client_auth.load_verifier()?;
+        let reloading = Arc::new(ReloadingClientVerifier::new(verifier, mandatory));
+        settings.set_client_cert_verifier(reloading.clone());
+        tracing::info!(
+            mode = ?client_auth.mode, policy = ?client_auth.policy,
+            subject = ?client_auth.subject, "client certificates on"
+        );
+        Some((client_auth, reloading))
+    } else {
+        None
+    };
+
+    let watcher = reload::watch(ReloadTargets {
+        cert: config.tls.cert.clone(),
+        key: config.tls.key.clone(),
+        certificate,
+        client,
+    })?;
+    Ok((settings, watcher))
 }
 
 fn print_trust_instructions(ca_cert: &Path, config: &Config) {

@@ -1,19 +1,28 @@
-//! proxy.yaml: the one configuration file. It is read once into a [`Config`], checked whole,
-//! and every problem is reported with the file, line and column so `serve` refuses to start
-//! instead of running with a half-understood file. Unknown keys are errors: a silently
-//! ignored typo in an access rule would be a security bug.
+//! proxy.yaml: the one configuration file. It is read into a [`Config`], checked whole, and
+//! every problem is reported with the file, line and column, so `serve` refuses to start and
+//! a live reload refuses to apply instead of running with a half-understood file. Unknown keys
+//! are errors: a silently ignored typo in an access rule would be a security bug.
 //!
-//! Relative paths in the file are resolved against the file's own directory.
+//! Relative paths in the file are resolved against the file's own directory. Which settings
+//! apply live and which need a restart is decided in [`crate::live`].
+
+pub mod locate;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::acl::Rule;
+use crate::acl::{RepositoryPattern, Rule, TagRule};
+use crate::audit::AuditConfig;
+use crate::auth::ldap::LdapConfig;
 use crate::auth::token::TokenConfig;
 use crate::auth::PasswordHash;
+use crate::registry::DeleteConfig;
+use crate::tls::client_cert::ClientAuthConfig;
+use locate::{Position, Positions};
 
 /// The sample proxy.yaml, built into the binary: `berth serve` runs on it when started
 /// without a config file in the working directory.
@@ -28,22 +37,34 @@ pub struct Config {
     /// Plain-HTTP address of `/metrics`. Default `127.0.0.1:9090`.
     #[serde(default = "default_metrics_listen")]
     pub metrics_listen: SocketAddr,
-    /// Server certificate and key (PEM). Generated for development when the files are missing.
+    /// Server certificate and key (PEM), generated for development when the files are
+    /// missing; and client certificates (mutual TLS).
     pub tls: TlsConfig,
     /// Where content is stored.
     pub storage: StorageConfig,
     /// Local users: name to argon2id PHC string. Default: none.
     #[serde(default)]
     pub users: BTreeMap<String, PasswordHash>,
-    /// Groups: name to member user names. Default: none.
+    /// Groups: name to member user names (local, directory or certificate users). Default:
+    /// none.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
-    /// Ordered access rules; first match wins, nothing matching means deny. Default: none.
+    /// Ordered access rules; see [`crate::acl`]. Default: none, so everything is refused.
     #[serde(default)]
     pub acl: Vec<Rule>,
     /// Authentication settings beyond local users. Default: basic authentication only.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Repository patterns anyone may pull from, signed in or not, when no rule decided.
+    /// Default: none.
+    #[serde(default)]
+    pub public: Vec<RepositoryPattern>,
+    /// Tags that can be pushed once and then never moved or deleted. Default: none.
+    #[serde(default)]
+    pub immutable_tags: Vec<TagRule>,
+    /// Where the audit log goes. Default: nowhere (no audit log).
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Realm named in the basic-auth challenge. Default `berth`.
     #[serde(default = "default_realm")]
     pub realm: String,
@@ -59,41 +80,85 @@ pub struct AuthConfig {
     /// Bearer tokens: Berth as a Docker token server. Default: off.
     #[serde(default)]
     pub token: Option<TokenConfig>,
+    /// Passwords of users not in `users:` checked against LDAP. Default: off.
+    #[serde(default)]
+    pub ldap: Option<LdapConfig>,
 }
 
-/// Certificate and key for the HTTPS listener.
+/// Certificate and key for the HTTPS listener, and what it asks of clients.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
+    /// PEM certificate chain; reloaded when the file changes.
     pub cert: PathBuf,
+    /// PEM private key; reloaded when the file changes.
     pub key: PathBuf,
+    /// Client certificates (mutual TLS). Default: not asked for.
+    #[serde(default)]
+    pub client_auth: ClientAuthConfig,
 }
 
 /// The storage backend.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    /// Filesystem storage, the only backend so far.
     pub filesystem: FilesystemConfig,
+    /// Whether content may be deleted. Default: deletion off.
+    #[serde(default)]
+    pub delete: DeleteConfig,
 }
 
 /// Filesystem storage in the CNCF registry's layout.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilesystemConfig {
     /// The data directory (the CNCF registry's `rootdirectory`).
     pub root: PathBuf,
 }
 
-/// A problem with the configuration file, located as precisely as possible.
+/// Why a configuration file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {problem}")]
-    Invalid { path: PathBuf, problem: String },
+    /// The file was read but is not a valid configuration: every problem found.
+    #[error("{}", list_problems(path, problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+/// One thing wrong in the file, located as precisely as the file allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Line and column, when known.
+    pub position: Option<Position>,
+    /// What is wrong, in the admin's words.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some(Position { line, column }) => write!(f, "{line}:{column}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// `FILE:LINE:COLUMN: problem`, one problem per line, the way compilers report.
+fn list_problems(path: &Path, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|problem| format!("{}:{problem}", path.display()))
+        .collect();
+    lines.join("\n")
 }
 
 fn default_metrics_listen() -> SocketAddr {
@@ -123,16 +188,16 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let invalid = |problem: String| ConfigError::Invalid {
+        let invalid = |problems| ConfigError::Invalid {
             path: path.to_path_buf(),
-            problem,
+            problems,
         };
 
         let mut config: Config =
-            serde_yaml_ng::from_str(text).map_err(|error| invalid(error.to_string()))?;
-        let problems = config.check(text);
+            serde_yaml_ng::from_str(text).map_err(|error| invalid(vec![syntax_problem(&error)]))?;
+        let problems = config.check(&Positions::of(text));
         if !problems.is_empty() {
-            return Err(invalid(problems.join("\n  ")));
+            return Err(invalid(problems));
         }
 
         let base = path.parent().unwrap_or(Path::new("."));
@@ -140,31 +205,112 @@ impl Config {
         Ok(config)
     }
 
+    /// The settings that differ from `running` but only take effect on a restart, by their
+    /// names in proxy.yaml.
+    pub fn restart_only_changes(&self, running: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.listen != running.listen {
+            changed.push("listen");
+        }
+        if self.metrics_listen != running.metrics_listen {
+            changed.push("metrics_listen");
+        }
+        if self.storage != running.storage {
+            changed.push("storage");
+        }
+        if self.threads != running.threads {
+            changed.push("threads");
+        }
+        changed
+    }
+
     /// Checks that cannot be expressed in the types: every problem, not just the first.
-    fn check(&self, text: &str) -> Vec<String> {
+    fn check(&self, positions: &Positions) -> Vec<Problem> {
         let mut problems = Vec::new();
+        let mut problem = |paths: &[&str], message: String| {
+            problems.push(Problem {
+                position: positions.find(paths.iter().copied()),
+                message,
+            })
+        };
+
+        // The realm goes into a quoted header value.
+        let printable = |c: char| c.is_ascii_graphic() || c == ' ';
+        if !self
+            .realm
+            .chars()
+            .all(|c| printable(c) && c != '"' && c != '\\')
+        {
+            problem(
+                &["realm"],
+                "realm may hold only printable ASCII without quotes or backslashes".into(),
+            );
+        }
+
+        for message in self.tls.client_auth.problems() {
+            problem(&["tls.client_auth", "tls"], message);
+        }
+        if let Some(ldap) = &self.auth.ldap {
+            for message in ldap.problems() {
+                problem(&["auth.ldap", "auth"], message);
+            }
+        }
+        // Groups may also come from the directory or from certificates, so a rule may name a
+        // group proxy.yaml does not define only when one of those is configured.
+        let client_auth = &self.tls.client_auth;
+        let outside_groups = self.auth.ldap.is_some()
+            || (client_auth.enabled() && client_auth.groups_from.is_some());
+
         for (index, rule) in self.acl.iter().enumerate() {
-            let at = locate_rule(text, index);
-            if rule.actions.is_empty() {
-                problems.push(format!("{at}acl rule {} grants no actions", index + 1));
+            let (at, number) = (format!("acl[{index}]"), index + 1);
+            if rule.actions.is_empty() && rule.deny.is_empty() {
+                let message = format!(
+                    "acl rule {number} has no actions: list what it allows under actions, \
+                     or what it refuses under deny"
+                );
+                problem(&[&format!("{at}.actions"), &at], message);
+            }
+            for action in rule.actions.iter().filter(|a| rule.deny.contains(a)) {
+                let message = format!("acl rule {number} both allows and denies {action}");
+                problem(&[&format!("{at}.deny"), &at], message);
             }
             if rule.repos.is_empty() {
-                problems.push(format!("{at}acl rule {} names no repositories", index + 1));
+                let message = format!("acl rule {number} names no repositories");
+                problem(&[&format!("{at}.repos"), &at], message);
             }
             if rule.users.is_empty() && rule.groups.is_empty() && !rule.anonymous {
-                problems.push(format!(
-                    "{at}acl rule {} applies to nobody: give it users, groups or anonymous: true",
-                    index + 1
-                ));
+                let message = format!(
+                    "acl rule {number} applies to nobody: give it users, groups or anonymous: true"
+                );
+                problem(&[&at], message);
             }
-            for group in &rule.groups {
-                if !self.groups.contains_key(group) {
-                    problems.push(format!(
-                        "{at}acl rule {} names unknown group {group:?}",
-                        index + 1
-                    ));
+            for (item, group) in rule.groups.iter().enumerate() {
+                let mapped = client_auth
+                    .groups
+                    .values()
+                    .any(|groups| groups.contains(group));
+                if !self.groups.contains_key(group) && !outside_groups && !mapped {
+                    let message = format!("acl rule {number} names unknown group {group:?}");
+                    problem(&[&format!("{at}.groups[{item}]"), &at], message);
                 }
             }
+        }
+
+        for (index, rule) in self.immutable_tags.iter().enumerate() {
+            let at = format!("immutable_tags[{index}]");
+            if rule.repos.is_empty() || rule.tags.is_empty() {
+                let message = format!(
+                    "immutable_tags rule {} needs both repos and tags",
+                    index + 1
+                );
+                problem(&[&at], message);
+            }
+        }
+        if self.audit.file.is_some() && self.audit.stdout {
+            problem(
+                &["audit"],
+                "audit takes either file or stdout, not both".to_string(),
+            );
         }
         problems
     }
@@ -178,6 +324,14 @@ impl Config {
         resolve(&mut self.tls.cert);
         resolve(&mut self.tls.key);
         resolve(&mut self.storage.filesystem.root);
+        self.audit.file.iter_mut().for_each(|p| resolve(p));
+        let client_auth = &mut self.tls.client_auth;
+        client_auth.ca.iter_mut().for_each(|p| resolve(p));
+        client_auth.crl.iter_mut().for_each(|p| resolve(p));
+        if let Some(ldap) = &mut self.auth.ldap {
+            ldap.ca.iter_mut().for_each(|p| resolve(p));
+            ldap.bind_password_file.iter_mut().for_each(|p| resolve(p));
+        }
         if let Some(token) = &mut self.auth.token {
             resolve(&mut token.key);
             for issuer in &mut token.trusted_issuers {
@@ -188,26 +342,23 @@ impl Config {
     }
 }
 
-/// "line N: " for the start of the `index`-th item under `acl:`, or "" when not found.
-fn locate_rule(text: &str, index: usize) -> String {
-    let mut in_acl = false;
-    let mut seen = 0;
-    for (number, line) in text.lines().enumerate() {
-        if line.starts_with("acl:") {
-            in_acl = true;
-            continue;
-        }
-        if in_acl && !line.starts_with(' ') && !line.starts_with('-') && !line.trim().is_empty() {
-            break;
-        }
-        if in_acl && line.trim_start().starts_with("- ") {
-            if seen == index {
-                return format!("line {}: ", number + 1);
-            }
-            seen += 1;
-        }
+/// A parser error as a [`Problem`]: its message without the trailing "at line L column C",
+/// which the position carries instead.
+fn syntax_problem(error: &serde_yaml_ng::Error) -> Problem {
+    let text = error.to_string();
+    let Some(location) = error.location() else {
+        return Problem {
+            position: None,
+            message: text,
+        };
+    };
+    let (line, column) = (location.line(), location.column());
+    let suffix = format!(" at line {line} column {column}");
+    let message = text.strip_suffix(&suffix).unwrap_or(&text).to_string();
+    Problem {
+        position: Some(Position { line, column }),
+        message,
     }
-    String::new()
 }
 
 #[cfg(test)]
@@ -245,12 +396,12 @@ mod tests {
         ))
         .unwrap_err()
         .to_string();
-        assert!(error.contains("line 5"), "{error}");
+        assert!(error.contains("proxy.yaml:5:"), "{error}");
         assert!(error.contains("pul"), "{error}");
 
         let error = load(&format!("{BASE}listn: 1\n")).unwrap_err().to_string();
         assert!(
-            error.contains("unknown field") && error.contains("line 4"),
+            error.contains("unknown field") && error.contains("proxy.yaml:4:1: "),
             "{error}"
         );
 
@@ -258,20 +409,62 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("argon2"), "{error}");
+
+        let error = load(&format!(
+            "{BASE}acl:\n  - {{users: [a], repos: [\"team/**b\"], actions: [pull]}}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("proxy.yaml:5:") && error.contains("team/**b"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn restart_only_settings_are_named() {
+        let running = Config::parse(Path::new("p.yaml"), BASE).unwrap();
+        let edited = BASE.replace("5443", "5444") + "threads: 3\nrealm: other\n";
+        let edited = Config::parse(Path::new("p.yaml"), &edited).unwrap();
+        assert_eq!(edited.restart_only_changes(&running), ["listen", "threads"]);
     }
 
     #[test]
     fn semantic_problems_are_all_reported() {
         let yaml = format!(
             "{BASE}acl:\n  - {{groups: [nope], repos: [x], actions: []}}\n  \
-             - {{repos: [y], actions: [pull]}}\n"
+             - {{repos: [y], actions: [pull]}}\n  \
+             - users: [a]\n    repos: [z]\n    actions: [pull]\n    deny: [pull]\n"
         );
         let error = load(&yaml).unwrap_err().to_string();
-        assert!(error.contains("unknown group \"nope\""), "{error}");
-        assert!(error.contains("grants no actions"), "{error}");
-        assert!(
-            error.contains("line 6: acl rule 2 applies to nobody"),
-            "{error}"
-        );
+        let lines: Vec<&str> = error.lines().collect();
+        let expected = [
+            ":5:34: acl rule 1 has no actions",
+            ":5:15: acl rule 1 names unknown group \"nope\"",
+            ":6:5: acl rule 2 applies to nobody",
+            ":10:5: acl rule 3 both allows and denies pull",
+        ];
+        assert_eq!(lines.len(), expected.len(), "{error}");
+        for (line, want) in lines.iter().zip(expected) {
+            assert!(line.contains(want), "{line:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn client_auth_and_ldap_sections_are_checked() {
+        let yaml = "listen: 127.0.0.1:5443\nstorage: {filesystem: {root: d}}\n\
+            tls: {cert: c, key: k, client_auth: {mode: required, groups_from: ou}}\n\
+            auth: {ldap: {url: 'ldap://h', bind_dn: x, user_base: y, user_filter: '(uid=x)'}}\n\
+            acl:\n  - {groups: [builders], repos: [x], actions: [pull]}\n";
+        let error = load(yaml).unwrap_err().to_string();
+        assert!(error.contains("client_auth.ca"), "{error}");
+        assert!(error.contains("bind_password_file"), "{error}");
+        assert!(error.contains("{user}"), "{error}");
+        assert!(!error.contains("unknown group"), "{error}");
+
+        let yaml = "listen: 127.0.0.1:5443\nstorage: {filesystem: {root: d}}\n\
+            tls: {cert: c, key: k, client_auth: {mode: sometimes}}\n";
+        let error = load(yaml).unwrap_err().to_string();
+        assert!(error.contains("sometimes"), "{error}");
     }
 }

@@ -2,6 +2,10 @@
 //! authenticates the caller, asks the ACL, and calls the registry engine, streaming bodies
 //! between the connection and storage. Nothing reaches the engine before the ACL allowed it.
 //!
+//! Each request takes the live configuration snapshot ([`crate::live`]) once, when its head
+//! has been read, and keeps it to the end: a reload never changes the rules under a request
+//! already running. Pushes, tag moves and refusals are written to the audit log.
+//!
 //! Blocking filesystem work runs on tokio's blocking pool. Upload bodies flow through a
 //! bounded channel into a blocking writer that hashes and writes each chunk, so memory stays
 //! flat whatever the blob size; downloads flow the other way the same way.
@@ -14,6 +18,7 @@ mod ui_endpoint;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode};
@@ -22,15 +27,19 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use tokio::sync::mpsc;
 
-use crate::acl::{Action, Decision, Policy};
-use crate::auth::token::{ResourceActions, TokenService};
-use crate::auth::{AuthError, AuthMethod, Authenticator, Identity, Outcome};
+use crate::acl::{Action, Basis, Decision};
+use crate::audit::AuditEvent;
+use crate::auth::token::ResourceActions;
+use crate::auth::{AuthError, AuthMethod, Identity, Outcome};
+use crate::live::Snapshot;
 use crate::metrics::Metrics;
 use crate::registry::manifest::{self, MAX_MANIFEST_BYTES};
-use crate::registry::{Digest, Reference, Registry, RegistryError, RepositoryName, UploadId};
+use crate::registry::{
+    ByteRange, Digest, Reference, Registry, RegistryError, RepositoryName, UploadId,
+};
 use crate::ui::{self, Ui};
 pub use ctx::RequestCtx;
-use respond::{set, Refusal};
+use respond::{set, upload_headers, Refusal};
 use route::Route;
 
 /// Chunks in flight between the connection and the blocking writer or reader.
@@ -38,57 +47,27 @@ const BODY_CHANNEL_DEPTH: usize = 8;
 /// Size of each read from a blob file when sending it.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// Shared state of the HTTPS service: the engine, who is who, and who may do what.
+/// Shared state of the HTTPS service: the engine, the live configuration (who is who, who
+/// may do what), and the metrics.
 pub struct Gateway {
     registry: Arc<Registry>,
-    auth: Authenticator,
-    policy: Policy,
+    live: Arc<ArcSwap<Snapshot>>,
     metrics: Metrics,
-    realm: String,
-    tokens: Option<Arc<TokenService>>,
     ui: Arc<Ui>,
 }
 
 type Handled = Result<StatusCode, Refusal>;
 
 impl Gateway {
-    /// The gateway over `registry`, with the web UI seeing what `policy` lets each visitor see.
-    pub fn new(
-        registry: Arc<Registry>,
-        auth: Authenticator,
-        policy: Policy,
-        metrics: Metrics,
-        realm: String,
-        tokens: Option<Arc<TokenService>>,
-    ) -> Self {
-        let ui = Arc::new(Ui::new(registry.clone(), policy.clone(), metrics.clone()));
+    /// A gateway serving `registry` under whatever snapshot `live` holds per request, with
+    /// the web UI beside the registry API.
+    pub fn new(registry: Arc<Registry>, live: Arc<ArcSwap<Snapshot>>, metrics: Metrics) -> Self {
+        let ui = Arc::new(Ui::new(registry.clone(), metrics.clone()));
         Gateway {
             ui,
             registry,
-            auth,
-            policy,
+            live,
             metrics,
-            realm,
-            tokens,
-        }
-    }
-
-    /// How refused callers are told to authenticate: a bearer challenge naming the token
-    /// endpoint when token authentication is on, basic otherwise.
-    fn challenge(&self, session: &ServerSession) -> respond::Challenge {
-        let Some(tokens) = self.tokens.as_ref().filter(|t| t.config().enabled) else {
-            return respond::Challenge::Basic {
-                realm: self.realm.clone(),
-            };
-        };
-        let config = tokens.config();
-        let realm = config.realm.clone().unwrap_or_else(|| {
-            let host = header_str(session, http::header::HOST).unwrap_or("localhost");
-            format!("https://{host}/token")
-        });
-        respond::Challenge::Bearer {
-            realm,
-            service: config.service.clone(),
         }
     }
 
@@ -97,12 +76,17 @@ impl Gateway {
         let result = self.authenticate_and_dispatch(session, ctx).await;
         match result {
             Ok(status) => status,
+            Err(Refusal::Downstream(error)) => {
+                tracing::debug!(%error, "client connection failed");
+                session.set_keepalive(None);
+                respond::CLIENT_CLOSED_REQUEST
+            }
             Err(refusal) => {
                 ctx.error_code = Some(refusal.code());
                 if refusal.is_server_fault() {
                     tracing::error!(error = ?refusal, "request failed");
                 }
-                let challenge = self.challenge(session);
+                let challenge = challenge(&ctx.live, session);
                 respond::refusal(session, &refusal, &challenge).await
             }
         }
@@ -121,43 +105,24 @@ impl Gateway {
             ctx.repository = route.repository().map(|name| name.to_string());
         }
 
-        // Who is calling.
+        // Who is calling: the Authorization header and the connection's client certificate.
         let authorization = session
             .get_header(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes().to_vec());
-        match self.auth.authenticate(authorization.as_deref()).await {
-            Ok((identity, outcome)) => {
-                let label = match outcome {
-                    Outcome::Anonymous => None,
-                    Outcome::Verified => Some("success"),
-                    Outcome::Cached => Some("cached"),
-                };
-                if let Some(label) = label {
-                    self.metrics.auth_attempt(identity.method.as_str(), label);
-                }
-                ctx.identity = identity;
-            }
-            Err(error) => {
-                self.metrics
-                    .auth_attempt(error.method().as_str(), "failure");
-                let AuthError::Token(token_error) = &error else {
-                    return Err(Refusal::BadCredentials);
-                };
-                self.metrics.token_verified(token_error.metric_label());
-                tracing::info!(reason = token_error.metric_label(), "bearer token refused");
-                return Err(Refusal::Unauthenticated {
-                    scope: None,
-                    error: Some("invalid_token"),
-                });
-            }
-        }
+        let certificate = ctx.certificate.clone();
+        let live = ctx.live.clone();
+        let authenticated = live
+            .auth
+            .authenticate(authorization.as_deref(), certificate.as_deref())
+            .await;
+        ctx.identity = self.identity_or_refusal(authenticated)?;
         if ctx.identity.method == AuthMethod::Bearer {
             self.metrics.token_verified("valid");
         }
 
         // The token service and its public keys live beside the registry API.
         let path = session.req_header().uri.path();
-        if self.tokens.is_some() && token_endpoint::handles(path) {
+        if live.tokens.is_some() && token_endpoint::handles(path) {
             ctx.route_kind = "token";
             return self.token_endpoint(session, ctx).await;
         }
@@ -170,6 +135,11 @@ impl Gateway {
 
         // What they ask for.
         let route = route?;
+        ctx.reference = match &route {
+            Route::Manifest { reference, .. } => Some(reference.to_string()),
+            Route::Blob { digest, .. } => Some(digest.to_string()),
+            _ => None,
+        };
 
         // Whether they may.
         let no_credentials = ctx.identity.is_anonymous() && ctx.identity.granted.is_none();
@@ -186,28 +156,99 @@ impl Gateway {
             let action = route.action(&ctx.method).ok_or(Refusal::MethodNotAllowed)?;
             self.authorize(ctx, repository, action)?;
         }
+        if ctx.method == Method::DELETE {
+            self.refuse_deletes_breaking_protected_tags(ctx, &route)
+                .await?;
+        }
 
         self.dispatch(session, ctx, route).await
+    }
+
+    /// Records an authentication result in the metrics and turns a failure into the
+    /// refusal the client sees.
+    fn identity_or_refusal(
+        &self,
+        result: Result<(Identity, Outcome), AuthError>,
+    ) -> Result<Identity, Refusal> {
+        let error = match result {
+            Ok((identity, outcome)) => {
+                let label = match outcome {
+                    Outcome::Anonymous => None,
+                    Outcome::Verified => Some("success"),
+                    Outcome::Cached => Some("cached"),
+                };
+                if let Some(label) = label {
+                    self.metrics.auth_attempt(identity.method.as_str(), label);
+                }
+                return Ok(identity);
+            }
+            Err(error) => error,
+        };
+
+        let method = error.method().as_str();
+        if let AuthError::DirectoryUnavailable { problem } = &error {
+            self.metrics.auth_attempt(method, "unavailable");
+            self.metrics.directory_unavailable();
+            tracing::error!(%problem, "ldap directory unavailable; directory users cannot sign in");
+            return Err(Refusal::DirectoryUnavailable);
+        }
+        self.metrics.auth_attempt(method, "failure");
+        Err(match error {
+            AuthError::Token(token_error) => {
+                self.metrics.token_verified(token_error.metric_label());
+                tracing::info!(reason = token_error.metric_label(), "bearer token refused");
+                Refusal::Unauthenticated {
+                    scope: None,
+                    error: Some("invalid_token"),
+                }
+            }
+            AuthError::IdentityMismatch {
+                certificate,
+                credential,
+            } => {
+                tracing::info!(
+                    user = credential.as_deref().unwrap_or("-"), certificate.subject = %certificate,
+                    "client certificate and credentials disagree"
+                );
+                Refusal::IdentityMismatch
+            }
+            AuthError::CertificateRequired => Refusal::CertificateRequired,
+            AuthError::PasswordRequired => Refusal::Unauthenticated {
+                scope: None,
+                error: None,
+            },
+            _ => Refusal::BadCredentials,
+        })
     }
 
     /// The one place an access decision turns into a refusal: the ACL first, then, for a
     /// bearer token, what the token grants.
     fn authorize(
         &self,
-        ctx: &RequestCtx,
+        ctx: &mut RequestCtx,
         repository: &RepositoryName,
         action: Action,
     ) -> Result<(), Refusal> {
-        let identity = &ctx.identity;
-        let decision = self.policy.evaluate(identity, repository.as_str(), action);
-        if let Decision::Deny { rule } = decision {
-            self.metrics.acl_denied(action.as_str());
+        let decision = ctx
+            .live
+            .policy
+            .evaluate(&ctx.identity, repository.as_str(), action);
+        ctx.action = Some(action);
+        ctx.decision = Some(decision);
+        self.metrics
+            .acl_decision(action.as_str(), decision.is_allowed());
+
+        if !decision.is_allowed() {
             tracing::info!(
-                user = identity.display_name(), repo = %repository, action = %action,
-                acl.rule = ?rule, "access denied"
+                user = ctx.identity.display_name(), repo = %repository, action = %action,
+                acl.rule = %decision.basis(), "access denied"
             );
-            if !identity.is_anonymous() {
-                return Err(Refusal::Denied);
+            self.audit(ctx, "denied", None, None);
+            if !ctx.identity.is_anonymous() {
+                return Err(Refusal::Denied {
+                    repository: repository.to_string(),
+                    action,
+                });
             }
             return Err(Refusal::Unauthenticated {
                 scope: Some(scope_for(repository, action)),
@@ -215,7 +256,7 @@ impl Gateway {
             });
         }
 
-        if !token_grants(identity, repository, action) {
+        if !token_grants(&ctx.identity, repository, action) {
             self.metrics.token_verified("insufficient_scope");
             return Err(Refusal::Unauthenticated {
                 scope: Some(scope_for(repository, action)),
@@ -223,6 +264,86 @@ impl Gateway {
             });
         }
         Ok(())
+    }
+
+    /// A delete must not take away what a protected tag names: deleting a manifest by
+    /// digest removes every tag naming it, and deleting a blob breaks every tag whose
+    /// manifest uses it.
+    async fn refuse_deletes_breaking_protected_tags(
+        &self,
+        ctx: &mut RequestCtx,
+        route: &Route,
+    ) -> Result<(), Refusal> {
+        let registry = self.registry.clone();
+        let tags = match route.clone() {
+            Route::Manifest {
+                reference: Reference::Tag(tag),
+                ..
+            } => vec![tag.to_string()],
+            Route::Manifest {
+                repository,
+                reference: Reference::Digest(digest),
+            } => blocking(move || registry.tags_naming(&repository, &digest)).await?,
+            Route::Blob { repository, digest } => {
+                let live = ctx.live.clone();
+                blocking(move || {
+                    let tags = registry.tags(&repository).unwrap_or_default();
+                    let mut using = Vec::new();
+                    for tag in tags {
+                        let Ok(parsed) = crate::registry::Tag::parse(&tag) else {
+                            continue;
+                        };
+                        if live
+                            .policy
+                            .protected_tag(repository.as_str(), &tag)
+                            .is_none()
+                        {
+                            continue;
+                        }
+                        let digests = registry.digests_under_tag(&repository, &parsed);
+                        if digests.is_ok_and(|digests| digests.contains(&digest)) {
+                            using.push(tag);
+                        }
+                    }
+                    Ok(using)
+                })
+                .await?
+            }
+            _ => Vec::new(),
+        };
+        let Some(repository) = route.repository() else {
+            return Ok(());
+        };
+        for tag in tags {
+            self.refuse_if_protected(ctx, repository, &tag)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses to move or delete `tag` when an `immutable_tags` rule protects it.
+    fn refuse_if_protected(
+        &self,
+        ctx: &mut RequestCtx,
+        repository: &RepositoryName,
+        tag: &str,
+    ) -> Result<(), Refusal> {
+        let Some(basis) = ctx.live.policy.protected_tag(repository.as_str(), tag) else {
+            return Ok(());
+        };
+        let Basis::ImmutableTag(rule) = basis else {
+            return Ok(());
+        };
+        ctx.decision = Some(Decision::Deny(basis));
+        tracing::info!(
+            user = ctx.identity.display_name(), repo = %repository, reference = tag,
+            acl.rule = %basis, "immutable tag refused"
+        );
+        self.audit(ctx, "denied", None, None);
+        Err(Refusal::ImmutableTag {
+            tag: tag.to_string(),
+            rule,
+            rule_text: ctx.live.policy.text_of(basis).unwrap_or_default(),
+        })
     }
 
     /// A bearer token must carry the catalog scope to list repositories.
@@ -241,11 +362,45 @@ impl Gateway {
 
     /// Whether the caller may do `action` on `repository`, without refusing: ACL and token.
     fn may(&self, ctx: &RequestCtx, repository: &RepositoryName, action: Action) -> bool {
-        let allowed = self
+        let allowed = ctx
+            .live
             .policy
             .evaluate(&ctx.identity, repository.as_str(), action)
             .is_allowed();
         allowed && token_grants(&ctx.identity, repository, action)
+    }
+
+    /// Writes one audit event about this request, under the decision it carries.
+    fn audit(
+        &self,
+        ctx: &RequestCtx,
+        event: &'static str,
+        digest: Option<&Digest>,
+        previous: Option<&Digest>,
+    ) {
+        let (Some(repository), Some(action), Some(decision)) =
+            (ctx.repository.as_deref(), ctx.action, ctx.decision)
+        else {
+            return;
+        };
+        let policy = &ctx.live.policy;
+        ctx.live.audit.record(AuditEvent {
+            time: String::new(),
+            event,
+            user: ctx.identity.user.as_deref(),
+            groups: &ctx.identity.groups,
+            auth: ctx.identity.method.as_str(),
+            client: &ctx.client_ip,
+            repository,
+            reference: ctx.reference.clone(),
+            digest: digest.map(Digest::to_string),
+            previous: previous.map(Digest::to_string),
+            action: action.as_str(),
+            decision: decision.as_str(),
+            rule: decision.basis().to_string(),
+            rule_text: policy.text_of(decision.basis()),
+            config_generation: ctx.live.generation,
+        });
     }
 
     async fn dispatch(
@@ -279,8 +434,24 @@ impl Gateway {
                 },
                 Method::PUT,
             ) => self.manifest_put(session, ctx, repository, reference).await,
+            (
+                Route::Manifest {
+                    repository,
+                    reference,
+                },
+                Method::DELETE,
+            ) => {
+                self.manifest_delete(session, ctx, repository, reference)
+                    .await
+            }
             (Route::Blob { repository, digest }, Method::GET | Method::HEAD) => {
                 self.blob_get(session, repository, digest).await
+            }
+            (Route::Blob { repository, digest }, Method::DELETE) => {
+                self.blob_delete(session, ctx, repository, digest).await
+            }
+            (Route::Referrers { repository, digest }, Method::GET | Method::HEAD) => {
+                self.referrers(session, repository, digest).await
             }
             (Route::UploadStart { repository }, Method::POST) => {
                 self.upload_start(session, ctx, repository).await
@@ -296,8 +467,11 @@ impl Gateway {
             }
             (Route::Upload { repository, id }, Method::DELETE) => {
                 let registry = self.registry.clone();
-                blocking(move || registry.upload_cancel(&repository, &id)).await?;
-                send_empty(session, respond::header(StatusCode::NO_CONTENT)).await
+                let (name, upload) = (repository.clone(), id.clone());
+                blocking(move || registry.upload_cancel(&name, &upload)).await?;
+                let mut head = respond::header(StatusCode::NO_CONTENT);
+                set(&mut head, "Docker-Upload-UUID", id);
+                send_empty(session, head).await
             }
             (Route::Unknown, _) => Err(Refusal::NotFound),
             _ => Err(Refusal::MethodNotAllowed),
@@ -343,6 +517,36 @@ impl Gateway {
         }
         let body = serde_json::json!({ "name": repository.as_str(), "tags": page });
         respond::json(session, head, serde_json::to_vec(&body).expect("JSON"))
+            .await
+            .map_err(io)?;
+        Ok(StatusCode::OK)
+    }
+
+    /// `GET /v2/<name>/referrers/<digest>`: an OCI index of the manifests whose `subject` is
+    /// `digest`, optionally only those of one `artifactType`.
+    async fn referrers(
+        &self,
+        session: &mut ServerSession,
+        repository: RepositoryName,
+        digest: Digest,
+    ) -> Handled {
+        let artifact_type = query(session).get("artifactType").cloned();
+        let registry = self.registry.clone();
+        let wanted = artifact_type.clone();
+        let found =
+            blocking(move || registry.referrers(&repository, &digest, wanted.as_deref())).await?;
+
+        let mut head = respond::header(StatusCode::OK);
+        if artifact_type.is_some() {
+            set(&mut head, "OCI-Filters-Applied", "artifactType");
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": manifest::OCI_INDEX,
+            "manifests": found,
+        });
+        let body = serde_json::to_vec(&index).expect("JSON values serialise");
+        respond::json_typed(session, head, manifest::OCI_INDEX, body)
             .await
             .map_err(io)?;
         Ok(StatusCode::OK)
@@ -399,18 +603,38 @@ impl Gateway {
         let content_type = header_str(session, http::header::CONTENT_TYPE).map(str::to_string);
         let body = read_small_body(session, MAX_MANIFEST_BYTES).await?;
 
+        // Where the tag pointed before: a protected tag may only be pushed again unchanged.
+        // Limitation: two pushes racing to create the same protected tag can both pass here.
+        let previous = match &reference {
+            Reference::Tag(tag) => {
+                let (registry, name, tag) =
+                    (self.registry.clone(), repository.clone(), tag.clone());
+                blocking(move || registry.tag_digest(&name, &tag)).await?
+            }
+            Reference::Digest(_) => None,
+        };
+        if let (Reference::Tag(tag), Some(previous)) = (&reference, &previous) {
+            if *previous != Digest::sha256_of(&body) {
+                self.refuse_if_protected(ctx, &repository, tag.as_str())?;
+            }
+        }
+
         let registry = self.registry.clone();
         let name = repository.clone();
         let stored_reference = reference.clone();
-        let digest = blocking(move || {
+        let pushed = blocking(move || {
             registry.manifest_put(&name, &stored_reference, content_type.as_deref(), &body)
         })
         .await?;
+        let digest = pushed.digest;
         self.metrics.manifest_stored();
         self.ui.repository_changed(&repository);
         let user = ctx.identity.display_name();
         tracing::info!(user, repo = %repository, reference = %reference,
             digest = %digest, "manifest pushed");
+        let moved = previous.as_ref().filter(|previous| **previous != digest);
+        let event = if moved.is_some() { "tag_move" } else { "push" };
+        self.audit(ctx, event, Some(&digest), moved);
 
         let mut head = respond::header(StatusCode::CREATED);
         set(
@@ -419,10 +643,51 @@ impl Gateway {
             format!("/v2/{repository}/manifests/{digest}"),
         );
         set(&mut head, "Docker-Content-Digest", &digest);
+        if let Some(subject) = pushed.subject {
+            set(&mut head, "OCI-Subject", subject);
+        }
         send_empty(session, head).await
     }
 
+    async fn manifest_delete(
+        &self,
+        session: &mut ServerSession,
+        ctx: &RequestCtx,
+        repository: RepositoryName,
+        reference: Reference,
+    ) -> Handled {
+        let registry = self.registry.clone();
+        let (name, target) = (repository.clone(), reference.clone());
+        blocking(move || registry.manifest_delete(&name, &target)).await?;
+        let user = ctx.identity.display_name();
+        tracing::info!(user, repo = %repository, reference = %reference, "manifest deleted");
+        self.ui.repository_changed(&repository);
+        let digest = match &reference {
+            Reference::Digest(digest) => Some(digest),
+            Reference::Tag(_) => None,
+        };
+        self.audit(ctx, "delete", digest, None);
+        send_empty(session, respond::header(StatusCode::ACCEPTED)).await
+    }
+
     // --- blobs ---
+
+    async fn blob_delete(
+        &self,
+        session: &mut ServerSession,
+        ctx: &RequestCtx,
+        repository: RepositoryName,
+        digest: Digest,
+    ) -> Handled {
+        let registry = self.registry.clone();
+        let (name, target) = (repository.clone(), digest.clone());
+        blocking(move || registry.blob_delete(&name, &target)).await?;
+        let user = ctx.identity.display_name();
+        tracing::info!(user, repo = %repository, digest = %digest, "blob deleted");
+        self.ui.repository_changed(&repository);
+        self.audit(ctx, "delete", Some(&digest), None);
+        send_empty(session, respond::header(StatusCode::ACCEPTED)).await
+    }
 
     async fn blob_get(
         &self,
@@ -430,10 +695,7 @@ impl Gateway {
         repository: RepositoryName,
         digest: Digest,
     ) -> Handled {
-        let range = header_str(session, http::header::RANGE)
-            .map(parse_range)
-            .transpose()?
-            .flatten();
+        let range = header_str(session, http::header::RANGE).and_then(parse_range);
         let registry = self.registry.clone();
         let wanted = digest.clone();
         let reader = blocking(move || registry.blob_open(&repository, &wanted, range)).await?;
@@ -525,14 +787,11 @@ impl Gateway {
 
         // Cross-repository mount: only from a repository the caller may pull; otherwise an
         // ordinary upload starts, so the answer tells nothing about other repositories.
-        if let (Some(mount), Some(from)) = (query.get("mount"), query.get("from")) {
+        if let Some(mount) = query.get("mount") {
             let digest = Digest::parse(mount)?;
-            if let Ok(from) = RepositoryName::parse(from) {
-                if self.may(ctx, &from, Action::Pull)
-                    && self.mount(&repository, &from, &digest).await?
-                {
-                    return blob_created(session, &repository, &digest).await;
-                }
+            let from = query.get("from").map(|from| RepositoryName::parse(from));
+            if self.mount(ctx, &repository, from, &digest).await? {
+                return blob_created(session, &repository, &digest, None).await;
             }
         }
 
@@ -548,14 +807,37 @@ impl Gateway {
         upload_accepted(session, &repository, &id, 0).await
     }
 
+    /// Mounts `digest` from `from` or, without `from`, from any repository the caller may
+    /// pull that holds it. Returns whether it did; a bad `from` name just means no mount.
     async fn mount(
         &self,
+        ctx: &RequestCtx,
         repository: &RepositoryName,
-        from: &RepositoryName,
+        from: Option<Result<RepositoryName, RegistryError>>,
         digest: &Digest,
     ) -> Result<bool, Refusal> {
         let registry = self.registry.clone();
-        let (to, from, digest) = (repository.clone(), from.clone(), digest.clone());
+        let (to, digest) = (repository.clone(), digest.clone());
+        let from = match from {
+            Some(Ok(from)) => from,
+            Some(Err(_)) => return Ok(false),
+            None => {
+                let all = blocking({
+                    let registry = registry.clone();
+                    move || registry.blob_repositories()
+                })
+                .await?;
+                let readable: Vec<RepositoryName> = all
+                    .into_iter()
+                    .filter(|candidate| self.may(ctx, candidate, Action::Pull))
+                    .collect();
+                let found = blocking(move || registry.blob_mount_from_any(&to, &readable, &digest));
+                return Ok(found.await?);
+            }
+        };
+        if !self.may(ctx, &from, Action::Pull) {
+            return Ok(false);
+        }
         Ok(blocking(move || registry.blob_mount(&to, &from, &digest)).await?)
     }
 
@@ -565,9 +847,7 @@ impl Gateway {
         repository: RepositoryName,
         id: UploadId,
     ) -> Handled {
-        let start = header_str(session, http::header::CONTENT_RANGE)
-            .map(parse_content_range)
-            .transpose()?;
+        let start = chunk_start(session)?;
         let size = self.receive_chunk(session, &repository, &id, start).await?;
         upload_accepted(session, &repository, &id, size).await
     }
@@ -586,9 +866,7 @@ impl Gateway {
             .into());
         };
         let digest = Digest::parse(&raw)?;
-        let start = header_str(session, http::header::CONTENT_RANGE)
-            .map(parse_content_range)
-            .transpose()?;
+        let start = chunk_start(session)?;
         self.receive_chunk(session, &repository, &id, start).await?;
         self.complete(session, ctx, repository, id, digest).await
     }
@@ -616,12 +894,12 @@ impl Gateway {
         digest: Digest,
     ) -> Handled {
         let registry = self.registry.clone();
-        let (name, wanted) = (repository.clone(), digest.clone());
-        let size = blocking(move || registry.upload_complete(&name, &id, &wanted)).await?;
+        let (name, wanted, upload) = (repository.clone(), digest.clone(), id.clone());
+        let size = blocking(move || registry.upload_complete(&name, &upload, &wanted)).await?;
         self.metrics.blob_stored();
         let user = ctx.identity.display_name();
         tracing::debug!(user, repo = %repository, digest = %digest, size, "blob stored");
-        blob_created(session, &repository, &digest).await
+        blob_created(session, &repository, &digest, Some(&id)).await
     }
 
     /// Streams the request body into the upload session; returns the session's new size.
@@ -671,8 +949,7 @@ impl Gateway {
         if let Some(error) = read_error {
             // The client went away mid-chunk; what arrived is kept and the session stays
             // resumable from `size`.
-            session.set_keepalive(None);
-            return Err(Refusal::BadRequest(format!(
+            return Err(Refusal::Downstream(format!(
                 "request body was cut short: {error}"
             )));
         }
@@ -692,7 +969,7 @@ impl HttpServerApp for Gateway {
             _ => return None,
         }
 
-        let mut ctx = RequestCtx::new(&session);
+        let mut ctx = RequestCtx::new(&session, self.live.load_full());
         let status = self.serve(&mut session, &mut ctx).await;
         ctx.bytes_received = session.body_bytes_read() as u64;
         ctx.bytes_sent = session.body_bytes_sent() as u64;
@@ -711,7 +988,7 @@ impl Gateway {
     fn record(&self, ctx: &RequestCtx, status: StatusCode) {
         let seconds = ctx.started.elapsed().as_secs_f64();
         self.metrics.request(
-            ctx.method.as_str(),
+            method_label(&ctx.method),
             ctx.route_kind,
             status.as_u16(),
             seconds,
@@ -729,6 +1006,44 @@ impl Gateway {
 }
 
 // --- helpers ---
+
+/// The method as a metric label: the ones the registry serves, and `other` for anything a
+/// client makes up, so that no caller can add label values without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// How refused callers are told to authenticate: a bearer challenge naming the token
+/// endpoint when token authentication is on, basic otherwise.
+fn challenge(live: &Snapshot, session: &ServerSession) -> respond::Challenge {
+    let Some(tokens) = live.tokens.as_ref() else {
+        return respond::Challenge::Basic {
+            realm: live.realm.clone(),
+        };
+    };
+    let config = tokens.config();
+    let realm = config.realm.clone().unwrap_or_else(|| {
+        // The Host header is the client's word: only a plain host[:port] goes in the realm.
+        let host = header_str(session, http::header::HOST)
+            .filter(|host| http::uri::Authority::try_from(*host).is_ok())
+            .filter(|host| !host.contains(['"', '@', '\\']))
+            .unwrap_or("localhost");
+        format!("https://{host}/token")
+    });
+    respond::Challenge::Bearer {
+        realm,
+        service: config.service.clone(),
+    }
+}
 
 /// Whether the caller's bearer token (if they used one) covers `action` on `repository`.
 fn token_grants(identity: &Identity, repository: &RepositoryName, action: Action) -> bool {
@@ -754,10 +1069,9 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|join| Err(RegistryError::Storage(std::io::Error::other(join))))
 }
 
+/// A failed read from or write to the client's connection.
 fn io(error: Box<pingora::Error>) -> Refusal {
-    Refusal::Registry(RegistryError::Storage(std::io::Error::other(
-        error.to_string(),
-    )))
+    Refusal::Downstream(error.to_string())
 }
 
 fn header_str(session: &ServerSession, name: http::header::HeaderName) -> Option<&str> {
@@ -832,23 +1146,6 @@ async fn send_empty(
     Ok(status)
 }
 
-fn upload_headers(
-    status: StatusCode,
-    repository: &RepositoryName,
-    id: &UploadId,
-    size: u64,
-) -> pingora::http::ResponseHeader {
-    let mut head = respond::header(status);
-    set(
-        &mut head,
-        "Location",
-        format!("/v2/{repository}/blobs/uploads/{id}"),
-    );
-    set(&mut head, "Docker-Upload-UUID", id);
-    set(&mut head, "Range", format!("0-{}", size.saturating_sub(1)));
-    head
-}
-
 async fn upload_accepted(
     session: &mut ServerSession,
     repository: &RepositoryName,
@@ -862,10 +1159,12 @@ async fn upload_accepted(
     .await
 }
 
+/// 201 for a blob now in `repository`; `upload` names the session that delivered it.
 async fn blob_created(
     session: &mut ServerSession,
     repository: &RepositoryName,
     digest: &Digest,
+    upload: Option<&UploadId>,
 ) -> Handled {
     let mut head = respond::header(StatusCode::CREATED);
     set(
@@ -874,6 +1173,9 @@ async fn blob_created(
         format!("/v2/{repository}/blobs/{digest}"),
     );
     set(&mut head, "Docker-Content-Digest", digest);
+    if let Some(id) = upload {
+        set(&mut head, "Docker-Upload-UUID", id);
+    }
     send_empty(session, head).await
 }
 
@@ -912,43 +1214,56 @@ fn paginate(
     Ok((page, next))
 }
 
-/// `Range: bytes=first-[last]` for a blob read; `None` when the header is not a single range
-/// we understand (then the whole blob is sent, as HTTP allows).
-fn parse_range(value: &str) -> Result<Option<(u64, Option<u64>)>, Refusal> {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
-        return Ok(None);
-    };
-    let Some((first, last)) = spec.split_once('-') else {
-        return Ok(None);
-    };
-    if spec.contains(',') || first.is_empty() {
-        return Ok(None);
+/// `Range: bytes=first-[last]` or `bytes=-count` for a blob read; `None` when the header is
+/// not a single range we understand, and then the whole blob is sent with 200, as HTTP
+/// (RFC 9110, section 14.2) lets a server ignore a Range it cannot parse.
+fn parse_range(value: &str) -> Option<ByteRange> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    let (first, last) = spec.split_once('-')?;
+    if spec.contains(',') {
+        return None;
     }
-    let first: u64 = first
-        .trim()
-        .parse()
-        .map_err(|_| Refusal::BadRequest("malformed Range".into()))?;
-    let last = match last.trim() {
+    let (first, last) = (first.trim(), last.trim());
+    if first.is_empty() {
+        return last.parse().ok().map(ByteRange::Suffix);
+    }
+    let first: u64 = first.parse().ok()?;
+    let last: Option<u64> = match last {
         "" => None,
-        text => Some(
-            text.parse::<u64>()
-                .map_err(|_| Refusal::BadRequest("malformed Range".into()))?,
-        ),
+        text => Some(text.parse().ok()?),
     };
     if last.is_some_and(|last| last < first) {
-        return Ok(None);
+        return None;
     }
-    Ok(Some((first, last)))
+    Some(ByteRange::From { first, last })
 }
 
-/// `Content-Range: first-last` (or `bytes first-last/*`) on a chunk: where it starts.
-fn parse_content_range(value: &str) -> Result<u64, Refusal> {
-    let text = value.trim().trim_start_matches("bytes").trim();
-    let first = text.split(['-', '/']).next().unwrap_or("");
-    first.trim().parse().map_err(|_| {
+/// Where a chunk says it starts, from `Content-Range: first-last` (or `bytes first-last/*`),
+/// checked against its `Content-Length` when both are given; `None` without a range.
+fn chunk_start(session: &ServerSession) -> Result<Option<u64>, Refusal> {
+    let Some(value) = header_str(session, http::header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| -> Refusal {
         RegistryError::BlobUploadInvalid {
-            detail: format!("malformed Content-Range {value}"),
+            detail: format!("Content-Range {value}: {why}"),
         }
         .into()
-    })
+    };
+    let text = value.trim().trim_start_matches("bytes").trim();
+    let range = text.split('/').next().unwrap_or("");
+    let (first, last) = range.split_once('-').unwrap_or((range, ""));
+    let first: u64 = first.trim().parse().map_err(|_| invalid("malformed"))?;
+    if last.trim().is_empty() {
+        return Ok(Some(first));
+    }
+    let last: u64 = last.trim().parse().map_err(|_| invalid("malformed"))?;
+    if last < first {
+        return Err(invalid("ends before it starts"));
+    }
+    let length = header_str(session, http::header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
+    if length.is_some_and(|length: u64| length != last - first + 1) {
+        return Err(invalid("does not match Content-Length"));
+    }
+    Ok(Some(first))
 }

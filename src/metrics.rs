@@ -4,8 +4,11 @@
 //! Label values are bounded: methods, route kinds, status codes, actions and outcomes. User
 //! names, repositories and digests never become labels.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Handles to all metrics.
@@ -20,8 +23,13 @@ pub struct Metrics {
     acl_denials: IntCounterVec,
     tokens_issued: IntCounterVec,
     token_verifications: IntCounterVec,
+    acl_decisions: IntCounterVec,
+    config_reloads: IntCounterVec,
+    config_generation: IntGauge,
+    config_last_success: Gauge,
     blobs_stored: IntCounter,
     manifests_stored: IntCounter,
+    ldap_unavailable: IntCounter,
 }
 
 impl Metrics {
@@ -67,6 +75,23 @@ impl Metrics {
             .register(Box::new(request_duration.clone()))
             .expect("metric names are unique");
 
+        let config_generation = IntGauge::new(
+            "config_generation",
+            "Generation of the running configuration: 1 at start, +1 per applied reload",
+        )
+        .expect("valid metric");
+        let config_last_success = Gauge::new(
+            "config_last_reload_success_timestamp_seconds",
+            "Unix time the running configuration was loaded or last reloaded",
+        )
+        .expect("valid metric");
+        for gauge in [
+            Box::new(config_generation.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(config_last_success.clone()),
+        ] {
+            registry.register(gauge).expect("metric names are unique");
+        }
+
         Metrics {
             requests,
             request_duration,
@@ -92,8 +117,24 @@ impl Metrics {
                 "Bearer tokens checked, by result",
                 &["result"],
             ),
+            acl_decisions: counter_vec(
+                "acl_decisions_total",
+                "ACL decisions, by action and result (allow or deny)",
+                &["action", "result"],
+            ),
+            config_reloads: counter_vec(
+                "config_reloads_total",
+                "Configuration reloads, by result (success or failure)",
+                &["result"],
+            ),
+            config_generation,
+            config_last_success,
             blobs_stored: counter("registry_blobs_stored_total", "Blob uploads completed"),
             manifests_stored: counter("registry_manifests_stored_total", "Manifests stored"),
+            ldap_unavailable: counter(
+                "ldap_unavailable_total",
+                "Sign-ins that failed because the LDAP directory could not be reached",
+            ),
             registry,
         }
     }
@@ -108,23 +149,33 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Request body bytes received.
     pub fn received(&self, bytes: u64) {
         self.received_bytes.inc_by(bytes);
     }
 
+    /// Response body bytes sent.
     pub fn sent(&self, bytes: u64) {
         self.sent_bytes.inc_by(bytes);
     }
 
-    /// An authentication attempt; `outcome` is `success`, `cached` or `failure`.
+    /// An authentication attempt; `outcome` is `success`, `cached`, `failure` or
+    /// `unavailable` (the directory could not answer).
     pub fn auth_attempt(&self, method: &str, outcome: &str) {
         self.auth_attempts
             .with_label_values(&[method, outcome])
             .inc();
     }
 
-    pub fn acl_denied(&self, action: &str) {
-        self.acl_denials.with_label_values(&[action]).inc();
+    /// One ACL decision; a refusal also counts in `acl_denials_total`.
+    pub fn acl_decision(&self, action: &str, allowed: bool) {
+        let result = if allowed { "allow" } else { "deny" };
+        self.acl_decisions
+            .with_label_values(&[action, result])
+            .inc();
+        if !allowed {
+            self.acl_denials.with_label_values(&[action]).inc();
+        }
     }
 
     /// A token issued; `grant_type` is `password`, `refresh_token` or `anonymous`.
@@ -137,12 +188,36 @@ impl Metrics {
         self.token_verifications.with_label_values(&[result]).inc();
     }
 
+    /// The configuration `serve` started with is in force.
+    pub fn config_loaded(&self, generation: u64, at: SystemTime) {
+        self.config_generation.set(generation as i64);
+        self.config_last_success.set(unix_seconds(at));
+    }
+
+    /// A reload was applied.
+    pub fn config_reloaded(&self, generation: u64, at: SystemTime) {
+        self.config_reloads.with_label_values(&["success"]).inc();
+        self.config_loaded(generation, at);
+    }
+
+    /// A reload was refused; the running configuration stays.
+    pub fn config_reload_failed(&self) {
+        self.config_reloads.with_label_values(&["failure"]).inc();
+    }
+
+    /// A blob upload completed.
     pub fn blob_stored(&self) {
         self.blobs_stored.inc();
     }
 
+    /// A manifest was stored.
     pub fn manifest_stored(&self) {
         self.manifests_stored.inc();
+    }
+
+    /// A sign-in the directory could not answer.
+    pub fn directory_unavailable(&self) {
+        self.ldap_unavailable.inc();
     }
 
     /// The text exposition of every metric.
@@ -154,4 +229,9 @@ impl Metrics {
             .expect("encoding to a Vec cannot fail");
         out
     }
+}
+
+fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
 }

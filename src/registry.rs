@@ -12,6 +12,7 @@ pub mod delete;
 pub mod error;
 pub mod manifest;
 pub mod name;
+pub mod referrers;
 pub mod tag;
 pub mod upload;
 
@@ -19,8 +20,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use serde::Deserialize;
+
 use crate::storage::Layout;
 
+pub use blob::ByteRange;
 pub use error::RegistryError;
 pub use name::{Digest, Reference, RepositoryName, Tag, UploadId};
 
@@ -30,6 +34,22 @@ pub struct Registry {
     /// Hash state of uploads in progress, so a digest is computed once while bytes stream.
     /// A session missing here (after a restart) is rehashed from its data file when needed.
     upload_hashes: Mutex<HashMap<UploadId, upload::HashState>>,
+    /// What may be deleted.
+    delete: DeleteConfig,
+}
+
+/// `storage.delete` in proxy.yaml: whether manifests, tags and blobs may be deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteConfig {
+    /// Whether `DELETE` on manifests, tags and blobs is served. Default `false`: they are
+    /// refused with 405 `UNSUPPORTED`.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Whether a manifest that an index in the same repository still lists may be deleted.
+    /// Default `false`: such a delete is refused with 409, so the index keeps no hole.
+    #[serde(default)]
+    pub referenced_manifests: bool,
 }
 
 impl Registry {
@@ -42,7 +62,19 @@ impl Registry {
         Ok(Registry {
             layout: Layout::new(root),
             upload_hashes: Mutex::new(HashMap::new()),
+            delete: DeleteConfig::default(),
         })
+    }
+
+    /// The same registry with deletion configured as `delete` says (off by default).
+    pub fn with_delete(mut self, delete: DeleteConfig) -> Self {
+        self.delete = delete;
+        self
+    }
+
+    /// Whether `DELETE` is served at all (`storage.delete.enabled`).
+    pub fn deletes_enabled(&self) -> bool {
+        self.delete.enabled
     }
 
     /// Where this registry keeps things.

@@ -1,8 +1,13 @@
 //! The HTTPS listener's certificate: loading it into rustls, and creating a development CA
-//! and server certificate on first start when none is configured.
+//! and server certificate on first start when none is configured (and development client
+//! certificates signed by that CA, for `berth certs client`).
 //!
 //! Files are read and checked here, before Pingora sees them, so a bad path or key is an
-//! error message at startup rather than a panic inside the listener.
+//! error message at startup rather than a panic inside the listener. [`client_cert`] verifies
+//! client certificates (mutual TLS); [`reload`] swaps in changed files while serving.
+
+pub mod client_cert;
+pub mod reload;
 
 use std::fs;
 use std::io;
@@ -14,7 +19,6 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 /// A certificate or key that could not be used.
@@ -37,6 +41,15 @@ pub enum TlsError {
     Generate(String),
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    /// A client CA bundle or CRL that rustls cannot use.
+    #[error("{path} is not a usable client CA bundle or CRL: {problem}")]
+    BadCa { path: PathBuf, problem: String },
+    /// The development CA could not be read back to sign a client certificate.
+    #[error("cannot use the development CA {path}: {problem}")]
+    BadDevCa { path: PathBuf, problem: String },
+    /// The files could not be watched for reloading.
+    #[error("cannot watch the certificate files: {0}")]
+    Watch(String),
 }
 
 /// Paths of a freshly made development CA, for telling the operator how to trust it.
@@ -151,14 +164,69 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, 
     Ok(Arc::new(certified))
 }
 
-/// Serves one certificate to every client.
-#[derive(Debug)]
-pub struct FixedCertificate(pub Arc<CertifiedKey>);
+/// Where [`issue_client_certificate`] wrote a client certificate and its key.
+pub struct ClientCertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
-impl ResolvesServerCert for FixedCertificate {
-    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+/// Issues a development client certificate for `name` (its CN; `groups` become OU values),
+/// signed by the development CA `ca.crt` + `ca.key` in `ca_dir`, valid for `days`, and writes
+/// `NAME.crt` and `NAME.key` into `out_dir`.
+///
+/// # Errors
+/// [`TlsError`] when the CA cannot be read or the files exist or cannot be written.
+pub fn issue_client_certificate(
+    ca_dir: &Path,
+    name: &str,
+    groups: &[String],
+    days: u32,
+    out_dir: &Path,
+) -> Result<ClientCertificateFiles, TlsError> {
+    let (ca_cert_path, ca_key_path) = (ca_dir.join("ca.crt"), ca_dir.join("ca.key"));
+    let bad_ca = |path: &Path, problem: String| TlsError::BadDevCa {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let read = |path: &Path| {
+        fs::read_to_string(path).map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let ca_key = KeyPair::from_pem(&read(&ca_key_path)?)
+        .map_err(|error| bad_ca(&ca_key_path, error.to_string()))?;
+    let ca_params = CertificateParams::from_ca_cert_pem(&read(&ca_cert_path)?)
+        .map_err(|error| bad_ca(&ca_cert_path, error.to_string()))?;
+    // Re-signing the CA's own parameters with its key yields the same subject and key
+    // identifier, which is all a child certificate refers to.
+    let ca = ca_params
+        .self_signed(&ca_key)
+        .map_err(|error| bad_ca(&ca_cert_path, error.to_string()))?;
+
+    let generate = |error: rcgen::Error| TlsError::Generate(error.to_string());
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(generate)?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    for group in groups {
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, group.as_str());
     }
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(i64::from(days));
+    let key = KeyPair::generate().map_err(generate)?;
+    let certificate = params.signed_by(&key, &ca, &ca_key).map_err(generate)?;
+
+    let files = ClientCertificateFiles {
+        cert: out_dir.join(format!("{name}.crt")),
+        key: out_dir.join(format!("{name}.key")),
+    };
+    write_new_file(&files.key, key.serialize_pem().as_bytes(), true)?;
+    write_new_file(&files.cert, certificate.pem().as_bytes(), false)?;
+    Ok(files)
 }
 
 /// Writes a file that must not exist yet, creating its directory; `secret` makes it 0600.
@@ -209,5 +277,29 @@ mod tests {
             load_certified_key(&missing, &key),
             Err(TlsError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn client_certificates_chain_to_the_dev_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        ensure_dev_certificates(&cert, &key).unwrap();
+        let groups = vec!["builders".to_string()];
+        let files = issue_client_certificate(dir.path(), "ci", &groups, 30, dir.path()).unwrap();
+
+        let config = client_cert::ClientAuthConfig {
+            mode: client_cert::ClientCertMode::Required,
+            ca: vec![dir.path().join("ca.crt")],
+            groups_from: Some(client_cert::GroupSource::Ou),
+            ..Default::default()
+        };
+        let verifier = config.load_verifier().unwrap();
+        let leaf = client_cert::read_pem_certificates(&files.cert).unwrap();
+        let now = rustls::pki_types::UnixTime::now();
+        verifier.verify_client_cert(&leaf[0], &[], now).unwrap();
+        let peer = config.peer_certificate(&leaf[0]).unwrap();
+        assert_eq!(peer.subject.as_deref(), Some("ci"));
+        assert_eq!(peer.groups, ["builders"]);
+        assert!(issue_client_certificate(dir.path(), "ci", &[], 30, dir.path()).is_err());
     }
 }

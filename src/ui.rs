@@ -30,8 +30,9 @@ use std::sync::Arc;
 
 use http::{Method, StatusCode};
 
-use crate::acl::{Action, Policy};
-use crate::auth::{AuthMethod, Authenticator, Identity};
+use crate::acl::Action;
+use crate::auth::{AuthMethod, Identity};
+use crate::live::Snapshot;
 use crate::metrics::Metrics;
 use crate::registry::{Digest, Registry, RegistryError, RepositoryName};
 use assets::Assets;
@@ -150,6 +151,8 @@ pub struct Visitor {
     pub identity: Identity,
     pub session: Option<Session>,
     session_id: Option<String>,
+    /// The configuration snapshot the request runs under: whose rules decide.
+    live: Arc<Snapshot>,
 }
 
 /// Which page or API call a path names.
@@ -172,7 +175,6 @@ enum Page {
 /// The UI's state: what it reads, who may see what, sessions, and rendered templates.
 pub struct Ui {
     registry: Arc<Registry>,
-    policy: Policy,
     metrics: Metrics,
     sessions: Sessions,
     index: Arc<RepositoryIndex>,
@@ -181,14 +183,14 @@ pub struct Ui {
 }
 
 impl Ui {
-    /// The UI over `registry`, deciding visibility with `policy`.
-    pub fn new(registry: Arc<Registry>, policy: Policy, metrics: Metrics) -> Self {
+    /// The UI over `registry`. Who may see what is decided per request, by the access rules
+    /// of the configuration snapshot the request runs under.
+    pub fn new(registry: Arc<Registry>, metrics: Metrics) -> Self {
         let assets = Assets::default();
         let templates = pages::environment(&assets);
         Ui {
             index: Arc::new(RepositoryIndex::new(registry.clone())),
             registry,
-            policy,
             metrics,
             sessions: Sessions::default(),
             assets,
@@ -211,10 +213,11 @@ impl Ui {
         self: &Arc<Self>,
         request: UiRequest,
         identity: Identity,
-        auth: &Authenticator,
+        live: Arc<Snapshot>,
     ) -> Result<UiResponse, UiError> {
         let page = Page::parse(&request.path)?;
-        let visitor = self.visitor(&request, identity, auth);
+        let auth = &live.auth;
+        let visitor = self.visitor(&request, identity, live.clone());
         let post = request.method == Method::POST;
         if !post && !matches!(request.method, Method::GET | Method::HEAD) {
             return Err(UiError::MethodNotAllowed);
@@ -250,6 +253,7 @@ impl Ui {
         request: &UiRequest,
         status: StatusCode,
         error: &UiError,
+        live: Arc<Snapshot>,
     ) -> UiResponse {
         let message = if error.is_server_fault() {
             "internal error; the registry logged the details".to_string()
@@ -273,6 +277,7 @@ impl Ui {
             identity: Identity::anonymous(),
             session: None,
             session_id: None,
+            live,
         };
         let rendered = if matches!(error, UiError::BadCredentials) {
             self.sign_in_html(request, &visitor, Some(&message))
@@ -324,11 +329,12 @@ impl Ui {
     }
 
     /// Who is asking: the `Authorization` header's identity, else the session cookie's.
-    fn visitor(&self, request: &UiRequest, identity: Identity, auth: &Authenticator) -> Visitor {
+    fn visitor(&self, request: &UiRequest, identity: Identity, live: Arc<Snapshot>) -> Visitor {
         let anonymous = Visitor {
             identity,
             session: None,
             session_id: None,
+            live: live.clone(),
         };
         if !anonymous.identity.is_anonymous() {
             return anonymous;
@@ -343,15 +349,23 @@ impl Ui {
         let Some(session) = self.sessions.find(id) else {
             return anonymous;
         };
-        // A user removed from the config loses their sessions with their password.
-        if !auth.knows_user(&session.user) {
+        // A local user removed from the config loses their sessions with their password.
+        let auth = &live.auth;
+        if !auth.knows_user(&session.user) && !auth.has_directory() {
             self.sessions.remove(id);
             return anonymous;
         }
+        let mut identity = auth.identity_of(session.user.clone(), AuthMethod::Session);
+        for group in &session.groups {
+            if !identity.groups.contains(group) {
+                identity.groups.push(group.clone());
+            }
+        }
         Visitor {
-            identity: auth.identity_of(session.user.clone(), AuthMethod::Session),
+            identity,
             session: Some(session),
             session_id: Some(id.to_string()),
+            live,
         }
     }
 
@@ -359,10 +373,18 @@ impl Ui {
     /// grants when one was used.
     fn may(&self, visitor: &Visitor, repository: &str, action: Action) -> bool {
         let identity = &visitor.identity;
-        self.policy
+        visitor
+            .live
+            .policy
             .evaluate(identity, repository, action)
             .is_allowed()
             && identity.token_allows(repository, action)
+    }
+
+    /// Whether `visitor` may delete in `repository` and this registry serves deletes at all:
+    /// the UI offers delete only then.
+    fn may_delete(&self, visitor: &Visitor, repository: &str) -> bool {
+        self.registry.deletes_enabled() && self.may(visitor, repository, Action::Delete)
     }
 
     /// Refuses a repository the visitor may not pull as if it did not exist.

@@ -870,3 +870,18 @@ fn wait_until(current: &dyn Fn() -> f64, at_least: f64) -> f64 {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn made_up_methods_share_one_metric_label() {
+    let berth = Berth::start(&format!("{}acl: []\n", users_block(&["alice"])));
+    let client = berth.client();
+    for method in ["FOOA", "FOOB", "FOOC"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let _ = client
+            .request(method, format!("{}/v2/", berth.url()))
+            .send();
+    }
+    let metrics = berth.metrics();
+    assert!(!metrics.contains("FOO"), "a made-up method became a label");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+}

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use common::docker::{log_tail, write_image_context, Docker, DockerTrust};
@@ -105,24 +104,18 @@ fn describe(output: &Output) -> String {
     )
 }
 
-/// A directory holding only Berth's dev CA, as podman's and skopeo's `--cert-dir` want.
-fn cert_dir(berth: &Berth, dir: &Path) -> String {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::copy(berth.ca_path(), dir.join("ca.crt")).unwrap();
-    dir.display().to_string()
-}
-
 #[test]
 fn skopeo_and_podman_push_and_pull_with_tokens() {
     let berth = Berth::start(&config());
     let work = tempfile::tempdir().unwrap();
-    let certs = cert_dir(&berth, &work.path().join("certs"));
+    let cert_dir = common::oci_layout::cert_dir(&berth.ca_path());
+    let certs = cert_dir.path().display().to_string();
     let alice = format!("alice:{PASSWORD}");
     let bob = format!("bob:{PASSWORD}");
 
     // An OCI layout with one small image, made by hand: skopeo copies it in.
     let layout = work.path().join("layout");
-    common::oci::write_oci_layout(&layout, b"layer for token clients");
+    common::oci_layout::write_layout(&layout, "v1", false);
     let source = format!("oci:{}:v1", layout.display());
     let target = format!("docker://{}/team/skopeo:v1", berth.host());
     let copy = run(

@@ -503,3 +503,102 @@ fn docker_style_login_gets_an_identity_token() {
     assert!(berth.metric("berth_tokens_issued_total{grant_type=\"refresh_token\"}") >= 1.0);
     assert!(berth.metric("berth_tokens_issued_total{grant_type=\"password\"}") >= 1.0);
 }
+
+#[test]
+fn a_changed_password_retires_refresh_tokens() {
+    let berth = Berth::start(&config(""));
+    let client = berth.client();
+    let token_url = format!("{}/token", berth.url());
+    let refresh_with = |refresh: &str| {
+        client
+            .post(&token_url)
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+                ("service", SERVICE),
+                ("scope", "repository:team/app:pull"),
+            ])
+            .send()
+            .unwrap()
+            .status()
+    };
+    let offline: Value = client
+        .get(format!("{token_url}?service={SERVICE}&offline_token=true"))
+        .basic_auth("alice", Some(PASSWORD))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let refresh = offline["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(refresh_with(&refresh), StatusCode::OK);
+
+    // alice's password changes; the reload applies within a second.
+    let new_hash = common::hash_password("a brand new password");
+    let body = config("").replacen(
+        &format!("  alice: \"{}\"", common::hash_password(PASSWORD)),
+        &format!("  alice: \"{new_hash}\""),
+        1,
+    );
+    berth.write_config(&body);
+    common::wait_for_metric(&berth, "berth_config_generation", 2.0);
+
+    assert_eq!(refresh_with(&refresh), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn a_prefixed_issuer_cannot_speak_for_local_users() {
+    let ci_key = rcgen::KeyPair::generate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ci.pem"), ci_key.public_key_pem()).unwrap();
+    let body = format!(
+        "{}\
+         auth:\n  token:\n    service: {SERVICE}\n    trusted_issuers:\n      \
+         - {{issuer: ci, audience: berth-ci, public_key: ci.pem, subject_prefix: \"ci:\"}}\n\
+         acl:\n  \
+           - {{users: [alice], repos: [\"team/**\"], actions: [pull, push]}}\n  \
+           - {{users: [\"ci:deploy\"], repos: [\"deploy/**\"], actions: [pull, push]}}\n",
+        users_block(&["alice"])
+    );
+    let berth = Berth::start_in(dir, &body);
+    let client = berth.client();
+    let key = EncodingKey::from_ec_pem(ci_key.serialize_pem().as_bytes()).unwrap();
+    let sign = |sub: &str, repository: &str| {
+        // An audience list, as some issuers send, and no nbf, iat or jti.
+        let claims = json!({
+            "iss": "ci", "sub": sub, "aud": ["someone", "berth-ci"], "exp": now() + 300,
+            "access": repository_access(repository, &["push"]),
+        });
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &key).unwrap()
+    };
+    let start = |repository: &str, token: &str| {
+        let url = format!("{}/v2/{repository}/blobs/uploads/", berth.url());
+        client.post(url).bearer_auth(token).send().unwrap().status()
+    };
+
+    assert_eq!(
+        start("deploy/app", &sign("deploy", "deploy/app")),
+        StatusCode::ACCEPTED
+    );
+    // Its `alice` is `ci:alice`, whom no rule names.
+    assert_eq!(
+        start("team/app", &sign("alice", "team/app")),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[test]
+fn a_forged_host_header_cannot_shape_the_challenge() {
+    let berth = Berth::start(&config(""));
+    let response = berth
+        .client()
+        .get(format!("{}/v2/", berth.url()))
+        .header("Host", "evil.example\",error=\"x")
+        .send()
+        .unwrap();
+    let challenge = challenge(&response);
+    assert!(
+        challenge.starts_with("Bearer realm=\"https://localhost/token\""),
+        "{challenge}"
+    );
+    assert!(!challenge.contains("evil"), "{challenge}");
+}

@@ -36,7 +36,7 @@ const SCRIPT: &str = "<script>window.pwned = true; alert('pwned')</script>";
 fn browse_search_and_delete_in_chromium() {
     let browser = BrowserTools::find();
     let docker = Docker::new();
-    let berth = Berth::start(&config());
+    let berth = Berth::start_with_delete(false, &config());
     let _trust = DockerTrust::install(&berth);
     let login = docker.login(&berth.host(), "alice", PASSWORD);
     assert!(login.success, "{}", login.describe());

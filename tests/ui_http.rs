@@ -19,9 +19,10 @@ const ACL: &str = r#"acl:
   - {anonymous: true, repos: ["public/**"], actions: [pull]}
 "#;
 
+/// A server that serves deletes (`storage.delete.enabled`), as the delete tests need.
 fn start() -> Berth {
     let body = format!("{}{ACL}", users_block(&["alice", "bob", "carol"]));
-    Berth::start(&body)
+    Berth::start_with_delete(false, &body)
 }
 
 /// alice pushes team/app:v1 and :v2, secret/vault:v1, public/base:v1 and alice/tools:v1;

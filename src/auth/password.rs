@@ -1,31 +1,26 @@
 //! Local users with argon2id password hashes, verified on the blocking pool.
 //!
 //! Argon2 is slow on purpose, and a docker push sends the password on every request, so
-//! successful verifications are remembered for a short time under an HMAC of the
-//! credentials with a per-process random key: the cache never holds a password, and a
-//! stolen memory image does not let anyone test guesses faster than argon2 would.
+//! successful verifications are remembered for a short time in a [`SuccessCache`].
 //!
 //! # Security
 //! An unknown user costs one argon2 verification against a throwaway hash, so unknown user
 //! and wrong password take the same time and give the same answer.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier as _, SaltString};
 use argon2::Argon2;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::sync::Semaphore;
 
+use super::cache::SuccessCache;
 use super::{AuthError, Outcome};
 
 /// How long a successful verification is remembered. Picked, not measured: short enough
 /// that a removed user or changed password stops working within a minute.
 const CACHE_TTL: Duration = Duration::from_secs(60);
-/// Bound on remembered verifications; expired entries are dropped when it is reached.
-const CACHE_CAPACITY: usize = 10_000;
 /// Argon2 runs at once; each takes about 19 MiB, so this bounds memory under a login storm.
 const CONCURRENT_VERIFICATIONS: usize = 4;
 
@@ -64,8 +59,7 @@ pub struct PasswordVerifier {
     users: Arc<BTreeMap<String, PasswordHash>>,
     /// Verified against when the user is unknown, so that case costs the same.
     decoy: Arc<String>,
-    cache: Mutex<HashMap<[u8; 32], Instant>>,
-    cache_key: [u8; 32],
+    cache: SuccessCache<()>,
     permits: Arc<Semaphore>,
 }
 
@@ -75,8 +69,7 @@ impl PasswordVerifier {
         PasswordVerifier {
             users: Arc::new(users),
             decoy: Arc::new(decoy),
-            cache: Mutex::new(HashMap::new()),
-            cache_key: rand::random(),
+            cache: SuccessCache::new(CACHE_TTL),
             permits: Arc::new(Semaphore::new(CONCURRENT_VERIFICATIONS)),
         }
     }
@@ -86,8 +79,7 @@ impl PasswordVerifier {
     /// # Errors
     /// [`AuthError::InvalidCredentials`] for an unknown user or a wrong password alike.
     pub async fn verify(&self, user: &str, password: &str) -> Result<Outcome, AuthError> {
-        let key = self.cache_key_for(user, password);
-        if self.is_cached(&key) {
+        if self.cache.lookup(user, password).is_some() {
             return Ok(Outcome::Cached);
         }
 
@@ -99,8 +91,9 @@ impl PasswordVerifier {
             .map_err(|_| AuthError::InvalidCredentials)?;
         let users = self.users.clone();
         let decoy = self.decoy.clone();
-        let (user, password) = (user.to_string(), password.to_string());
+        let (owned_user, owned_password) = (user.to_string(), password.to_string());
         let verified = tokio::task::spawn_blocking(move || {
+            let (user, password) = (owned_user, owned_password);
             let _permit = permit;
             let (hash, known) = match users.get(&user) {
                 Some(hash) => (hash.0.as_str(), true),
@@ -121,7 +114,7 @@ impl PasswordVerifier {
         if !verified {
             return Err(AuthError::InvalidCredentials);
         }
-        self.remember(key);
+        self.cache.remember(user, password, ());
         Ok(Outcome::Verified)
     }
 
@@ -130,32 +123,11 @@ impl PasswordVerifier {
         self.users.contains_key(user)
     }
 
-    fn cache_key_for(&self, user: &str, password: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.cache_key)
-            .expect("HMAC takes any key length");
-        mac.update(user.as_bytes());
-        mac.update(&[0]);
-        mac.update(password.as_bytes());
-        mac.finalize().into_bytes().into()
-    }
-
-    fn is_cached(&self, key: &[u8; 32]) -> bool {
-        let cache = self.cache.lock().expect("auth cache lock poisoned");
-        cache
-            .get(key)
-            .is_some_and(|expires| *expires > Instant::now())
-    }
-
-    fn remember(&self, key: [u8; 32]) {
-        let mut cache = self.cache.lock().expect("auth cache lock poisoned");
-        if cache.len() >= CACHE_CAPACITY {
-            let now = Instant::now();
-            cache.retain(|_, expires| *expires > now);
-            if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
-            }
-        }
-        cache.insert(key, Instant::now() + CACHE_TTL);
+    /// The SHA-256 of `user`'s PHC string, hex; `None` for unknown users.
+    pub fn stamp(&self, user: &str) -> Option<String> {
+        use sha2::Digest as _;
+        let hash = self.users.get(user)?;
+        Some(hex::encode(sha2::Sha256::digest(hash.0.as_bytes())))
     }
 }
 

@@ -73,6 +73,11 @@ pub struct TrustedIssuerConfig {
     /// Algorithms accepted from it. Default: the one its key type implies.
     #[serde(default)]
     pub algorithms: Vec<SigningAlgorithm>,
+    /// Put before the `sub` of its tokens to make the user name the ACL sees, so that this
+    /// issuer cannot speak for local users (`ci:` makes `sub: deploy` the user `ci:deploy`).
+    /// Default: none, which lets the issuer act as any user: trust it with that.
+    #[serde(default)]
+    pub subject_prefix: String,
 }
 
 /// The signing algorithms Berth issues and accepts.
@@ -169,16 +174,41 @@ pub struct Claims {
     /// The user; empty for anonymous callers.
     #[serde(default)]
     pub sub: String,
-    pub aud: String,
+    /// One audience or several (RFC 7519 allows both); `validate_aud` checks either form.
+    pub aud: Audience,
     pub exp: u64,
+    /// Optional in outside issuers' tokens; Berth always sets it.
+    #[serde(default)]
     pub nbf: u64,
+    #[serde(default)]
     pub iat: u64,
+    #[serde(default)]
     pub jti: String,
     #[serde(default)]
     pub access: Vec<ResourceActions>,
     /// Marks a refresh token; such a token is refused as an access token.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refresh: bool,
+    /// In a refresh token, a stamp of the user's credential when it was issued: changing the
+    /// password changes the stamp and so retires every refresh token issued before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The `aud` claim: a string or an array of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Several(Vec<String>),
+}
+
+/// A verified refresh token.
+#[derive(Debug, Clone)]
+pub struct RefreshGrant {
+    pub subject: String,
+    /// The credential stamp it was issued under (see [`Claims::credential`]).
+    pub credential: Option<String>,
 }
 
 /// A verified access token.
@@ -243,6 +273,32 @@ impl TokenService {
     /// # Errors
     /// [`TokenError::Key`] or [`TokenError::TrustedIssuer`] naming what is unusable.
     pub fn load(config: TokenConfig) -> Result<Self, TokenError> {
+        Self::load_keys(config, true)
+    }
+
+    /// Checks the token settings as [`TokenService::load`] would, without making a missing
+    /// signing key (for `berth check`): a key that exists must load, a missing one must be
+    /// one Berth can make, and every trusted issuer's keys must load.
+    ///
+    /// # Errors
+    /// As [`TokenService::load`].
+    pub fn check(config: &TokenConfig) -> Result<(), TokenError> {
+        if config.key.exists() {
+            return Self::load_keys(config.clone(), false).map(|_| ());
+        }
+        if config.algorithm == SigningAlgorithm::RS256 {
+            return Err(TokenError::Key {
+                path: config.key.clone(),
+                problem: "missing; RS256 keys are not generated".into(),
+            });
+        }
+        for trusted in &config.trusted_issuers {
+            load_trusted_issuer(trusted)?;
+        }
+        Ok(())
+    }
+
+    fn load_keys(config: TokenConfig, generate_missing: bool) -> Result<Self, TokenError> {
         let algorithm = config.algorithm;
         let key_path = config.key.clone();
         let key_error = |problem: String| TokenError::Key {
@@ -252,7 +308,7 @@ impl TokenService {
 
         let pem = match std::fs::read(&key_path) {
             Ok(pem) => pem,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && generate_missing => {
                 generate_signing_key(&key_path, algorithm).map_err(key_error)?
             }
             Err(error) => return Err(key_error(error.to_string())),
@@ -314,9 +370,11 @@ impl TokenService {
         (self.sign(&claims), issued_at)
     }
 
-    /// Issues a refresh token for `subject`, to be traded for access tokens later.
-    pub fn issue_refresh(&self, subject: &str) -> String {
-        let claims = self.claims(subject, self.config.refresh_lifetime, Vec::new(), true);
+    /// Issues a refresh token for `subject`, to be traded for access tokens later, bound to
+    /// `credential`, the stamp of the user's credential now.
+    pub fn issue_refresh(&self, subject: &str, credential: Option<String>) -> String {
+        let mut claims = self.claims(subject, self.config.refresh_lifetime, Vec::new(), true);
+        claims.credential = credential;
         self.sign(&claims)
     }
 
@@ -330,7 +388,8 @@ impl TokenService {
         if claims.refresh {
             return Err(TokenError::WrongKind);
         }
-        let subject = (!claims.sub.is_empty()).then_some(claims.sub);
+        let prefix = self.subject_prefix(&claims.iss);
+        let subject = (!claims.sub.is_empty()).then(|| format!("{prefix}{}", claims.sub));
         Ok(VerifiedToken {
             subject,
             access: claims.access,
@@ -339,16 +398,29 @@ impl TokenService {
         })
     }
 
-    /// Verifies a refresh token Berth issued and returns its subject.
+    /// Verifies a refresh token Berth issued. The caller must still check its credential
+    /// stamp against the user's current one.
     ///
     /// # Errors
     /// As [`TokenService::verify_access`]; an access token is [`TokenError::WrongKind`].
-    pub fn verify_refresh(&self, token: &str) -> Result<String, TokenError> {
+    pub fn verify_refresh(&self, token: &str) -> Result<RefreshGrant, TokenError> {
         let claims = self.verify(token)?;
         if !claims.refresh || claims.iss != self.config.issuer || claims.sub.is_empty() {
             return Err(TokenError::WrongKind);
         }
-        Ok(claims.sub)
+        Ok(RefreshGrant {
+            subject: claims.sub,
+            credential: claims.credential,
+        })
+    }
+
+    /// What a trusted issuer's subjects are prefixed with; empty for Berth's own tokens.
+    fn subject_prefix(&self, issuer: &str) -> &str {
+        self.config
+            .trusted_issuers
+            .iter()
+            .find(|trusted| trusted.issuer == issuer && issuer != self.config.issuer)
+            .map_or("", |trusted| trusted.subject_prefix.as_str())
     }
 
     fn verify(&self, token: &str) -> Result<Claims, TokenError> {
@@ -373,7 +445,7 @@ impl TokenService {
         validation.algorithms = issuer.algorithms.clone();
         validation.set_audience(&[&issuer.audience]);
         validation.set_issuer(&[&issuer.issuer]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = 30;
 
@@ -405,13 +477,14 @@ impl TokenService {
         Claims {
             iss: self.config.issuer.clone(),
             sub: subject.to_string(),
-            aud: self.config.service.clone(),
+            aud: Audience::One(self.config.service.clone()),
             exp: now + lifetime.as_secs(),
             nbf: now,
             iat: now,
             jti: uuid::Uuid::new_v4().simple().to_string(),
             access,
             refresh,
+            credential: None,
         }
     }
 
@@ -558,12 +631,14 @@ mod tests {
         assert_eq!(verified.subject.as_deref(), Some("alice"));
         assert_eq!(verified.access, vec![grant]);
 
-        let refresh = tokens.issue_refresh("alice");
+        let refresh = tokens.issue_refresh("alice", Some("stamp".into()));
         assert!(matches!(
             tokens.verify_access(&refresh),
             Err(TokenError::WrongKind)
         ));
-        assert_eq!(tokens.verify_refresh(&refresh).unwrap(), "alice");
+        let grant = tokens.verify_refresh(&refresh).unwrap();
+        assert_eq!(grant.subject, "alice");
+        assert_eq!(grant.credential.as_deref(), Some("stamp"));
         assert!(matches!(
             tokens.verify_refresh(&access),
             Err(TokenError::WrongKind)

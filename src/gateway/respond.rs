@@ -7,8 +7,15 @@ use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 
-use crate::registry::RegistryError;
+use crate::acl::Action;
+use crate::registry::{RegistryError, RepositoryName, UploadId};
 use crate::ui::{self, UiError, UiResponse};
+
+/// The status logged for a request whose client went away (nginx's 499); never sent.
+pub const CLIENT_CLOSED_REQUEST: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
 
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +33,27 @@ pub enum Refusal {
     /// A user name and password that did not check out (unknown user or wrong password).
     #[error("authentication required")]
     BadCredentials,
+    /// The listener wants a client certificate for this and the connection has none.
+    #[error("a client certificate is required")]
+    CertificateRequired,
+    /// The client certificate and the credentials name different users.
+    #[error("the client certificate and the credentials name different users")]
+    IdentityMismatch,
+    /// The user directory could not check the password; retry later.
+    #[error("the user directory is unavailable; try again later")]
+    DirectoryUnavailable,
     /// Authenticated, but the ACL does not allow it.
     #[error("requested access to the resource is denied")]
-    Denied,
+    Denied { repository: String, action: Action },
+    /// The tag is protected by an `immutable_tags` rule: it may not be moved or deleted.
+    #[error(
+        "tag {tag} is immutable (immutable_tags rule {rule}: {rule_text}); push a new tag instead"
+    )]
+    ImmutableTag {
+        tag: String,
+        rule: usize,
+        rule_text: String,
+    },
     /// The route exists but not with this method.
     #[error("the operation is unsupported")]
     MethodNotAllowed,
@@ -38,19 +63,28 @@ pub enum Refusal {
     /// The request itself is malformed (a bad header, a bad query parameter).
     #[error("{0}")]
     BadRequest(String),
+    /// The connection to the client failed (it went away mid-request): no answer can reach
+    /// it. Not a fault of ours, and nothing is sent.
+    #[error("client connection failed: {0}")]
+    Downstream(String),
 }
 
 impl Refusal {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Refusal::Registry(error) => (error.status(), error.code()),
-            Refusal::Unauthenticated { .. } | Refusal::BadCredentials => {
-                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+            Refusal::Unauthenticated { .. }
+            | Refusal::BadCredentials
+            | Refusal::CertificateRequired
+            | Refusal::IdentityMismatch => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            Refusal::DirectoryUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            Refusal::Denied { .. } | Refusal::ImmutableTag { .. } => {
+                (StatusCode::FORBIDDEN, "DENIED")
             }
-            Refusal::Denied => (StatusCode::FORBIDDEN, "DENIED"),
             Refusal::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             Refusal::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             Refusal::BadRequest(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
+            Refusal::Downstream(_) => (CLIENT_CLOSED_REQUEST, "UNKNOWN"),
         }
     }
 
@@ -77,19 +111,53 @@ pub fn header(status: StatusCode) -> ResponseHeader {
 }
 
 /// Sets a header whose value we built ourselves.
+///
+/// A value that is not a valid header value (it would need a control character) is left
+/// out with a log line rather than sent: everything set here is built by Berth from checked
+/// parts, so this is a bug to report, never a reason to fail the request.
 pub fn set(header: &mut ResponseHeader, name: &'static str, value: impl ToString) {
-    header
-        .insert_header(name, value.to_string())
-        .expect("header values built here are valid");
+    if let Err(error) = header.insert_header(name, value.to_string()) {
+        tracing::error!(header = name, %error, "left out an invalid response header");
+    }
+}
+
+/// The headers of every answer about an upload session: where to send the next request,
+/// the session's id, and the bytes it holds as `Range: 0-<last>` (`0-0` when empty, as the
+/// CNCF registry answers).
+pub fn upload_headers(
+    status: StatusCode,
+    repository: &RepositoryName,
+    id: &UploadId,
+    size: u64,
+) -> ResponseHeader {
+    let mut head = header(status);
+    set(
+        &mut head,
+        "Location",
+        format!("/v2/{repository}/blobs/uploads/{id}"),
+    );
+    set(&mut head, "Docker-Upload-UUID", id);
+    set(&mut head, "Range", format!("0-{}", size.saturating_sub(1)));
+    head
 }
 
 /// Sends a complete response with a JSON body.
 pub async fn json(
     session: &mut ServerSession,
-    mut head: ResponseHeader,
+    head: ResponseHeader,
     body: Vec<u8>,
 ) -> pingora::Result<()> {
-    set(&mut head, "Content-Type", "application/json");
+    json_typed(session, head, "application/json", body).await
+}
+
+/// Sends a complete response with a JSON body of the given media type.
+pub async fn json_typed(
+    session: &mut ServerSession,
+    mut head: ResponseHeader,
+    media_type: &str,
+    body: Vec<u8>,
+) -> pingora::Result<()> {
+    set(&mut head, "Content-Type", media_type);
     set(&mut head, "Content-Length", body.len());
     session.write_response_header(Box::new(head)).await?;
     session.write_response_body(Bytes::from(body), true).await
@@ -184,26 +252,31 @@ pub async fn refusal(
     } else {
         refusal.to_string()
     };
+    // The detail names what was refused, as the CNCF registry does; docker also needs a
+    // detail to recognise DENIED as final instead of retrying the push for a minute.
     let detail = match refusal {
         Refusal::Registry(error) => error.detail(),
+        Refusal::Denied { repository, action } => {
+            serde_json::json!({ "Type": "repository", "Name": repository, "Action": action.as_str() })
+        }
         _ => serde_json::Value::Null,
     };
     let body =
         serde_json::json!({ "errors": [{ "code": code, "message": message, "detail": detail }] });
 
-    let mut head = header(status);
+    let mut head = match refusal {
+        Refusal::Registry(RegistryError::RangeInvalid {
+            repository,
+            id,
+            current_size,
+        }) => upload_headers(status, repository, id, *current_size),
+        _ => header(status),
+    };
     if status == StatusCode::UNAUTHORIZED {
         set(
             &mut head,
             "WWW-Authenticate",
             challenge.header_value(refusal),
-        );
-    }
-    if let Refusal::Registry(RegistryError::RangeInvalid { current_size }) = refusal {
-        set(
-            &mut head,
-            "Range",
-            format!("0-{}", current_size.saturating_sub(1)),
         );
     }
     if let Refusal::Registry(RegistryError::RangeNotSatisfiable { size }) = refusal {

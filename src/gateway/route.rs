@@ -26,6 +26,11 @@ pub enum Route {
         repository: RepositoryName,
         digest: Digest,
     },
+    /// `/v2/<name>/referrers/<digest>`: manifests whose `subject` is `digest`.
+    Referrers {
+        repository: RepositoryName,
+        digest: Digest,
+    },
     /// `/v2/<name>/blobs/uploads/`
     UploadStart { repository: RepositoryName },
     /// `/v2/<name>/blobs/uploads/<id>`
@@ -68,6 +73,13 @@ impl Route {
                 reference: Reference::parse(reference)?,
             });
         }
+        if let Some((name, digest)) = split_last(rest, "/referrers/") {
+            let repository = RepositoryName::parse(name)?;
+            return Ok(Route::Referrers {
+                repository,
+                digest: Digest::parse(digest)?,
+            });
+        }
         if let Some(name) = rest
             .strip_suffix("/blobs/uploads/")
             .or_else(|| rest.strip_suffix("/blobs/uploads"))
@@ -101,6 +113,7 @@ impl Route {
             Route::Tags { .. } => "tags",
             Route::Manifest { .. } => "manifest",
             Route::Blob { .. } => "blob",
+            Route::Referrers { .. } => "referrers",
             Route::UploadStart { .. } | Route::Upload { .. } => "upload",
             Route::Unknown => "unknown",
         }
@@ -112,6 +125,7 @@ impl Route {
             Route::Tags { repository }
             | Route::Manifest { repository, .. }
             | Route::Blob { repository, .. }
+            | Route::Referrers { repository, .. }
             | Route::UploadStart { repository }
             | Route::Upload { repository, .. } => Some(repository),
             Route::Base | Route::Catalog | Route::Unknown => None,
@@ -125,6 +139,7 @@ impl Route {
         match self {
             Route::Tags { .. } if read => Some(Action::Pull),
             Route::Manifest { .. } | Route::Blob { .. } if read => Some(Action::Pull),
+            Route::Referrers { .. } if read => Some(Action::Pull),
             Route::Manifest { .. } if method == Method::PUT => Some(Action::Push),
             Route::Manifest { .. } | Route::Blob { .. } if method == Method::DELETE => {
                 Some(Action::Delete)
@@ -177,7 +192,70 @@ mod tests {
             Route::parse(&format!("/v2/a/blobs/uploads/{id}")).unwrap(),
             Route::Upload { .. }
         ));
+        let referrers = Route::parse(&format!("/v2/a/b/referrers/{digest}")).unwrap();
+        assert!(matches!(referrers, Route::Referrers { .. }));
+        assert_eq!(referrers.action(&Method::GET), Some(Action::Pull));
+        assert_eq!(referrers.action(&Method::PUT), None);
+        assert!(matches!(
+            Route::parse("/v2/a/referrers/md5:abc"),
+            Err(RegistryError::DigestInvalid { .. })
+        ));
         assert!(matches!(Route::parse("/metrics").unwrap(), Route::Unknown));
+    }
+
+    #[test]
+    fn each_operation_needs_its_action() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let id = UploadId::generate();
+        let table = [
+            (
+                "/v2/a/tags/list".to_string(),
+                Method::GET,
+                Some(Action::Pull),
+            ),
+            ("/v2/a/manifests/t".into(), Method::HEAD, Some(Action::Pull)),
+            ("/v2/a/manifests/t".into(), Method::PUT, Some(Action::Push)),
+            (
+                "/v2/a/manifests/t".into(),
+                Method::DELETE,
+                Some(Action::Delete),
+            ),
+            (
+                format!("/v2/a/blobs/{digest}"),
+                Method::GET,
+                Some(Action::Pull),
+            ),
+            (
+                format!("/v2/a/blobs/{digest}"),
+                Method::DELETE,
+                Some(Action::Delete),
+            ),
+            (
+                format!("/v2/a/referrers/{digest}"),
+                Method::GET,
+                Some(Action::Pull),
+            ),
+            (format!("/v2/a/referrers/{digest}"), Method::DELETE, None),
+            (
+                "/v2/a/blobs/uploads/".into(),
+                Method::POST,
+                Some(Action::Push),
+            ),
+            (
+                format!("/v2/a/blobs/uploads/{id}"),
+                Method::DELETE,
+                Some(Action::Push),
+            ),
+            (
+                format!("/v2/a/blobs/uploads/{id}"),
+                Method::GET,
+                Some(Action::Push),
+            ),
+        ];
+        for (path, method, expected) in table {
+            let route = Route::parse(&path).unwrap();
+            assert_eq!(route.action(&method), expected, "{method} {path}");
+        }
     }
 
     #[test]

@@ -16,9 +16,9 @@ use pingora::protocols::http::ServerSession;
 
 use super::respond::{self, Refusal};
 use super::{io, read_small_body, Gateway, Handled, RequestCtx};
-use crate::acl::Action;
+use crate::acl::{Action, Policy};
 use crate::auth::token::ResourceActions;
-use crate::auth::{AuthMethod, Identity};
+use crate::auth::{AuthMethod, Identity, Outcome};
 use crate::registry::RepositoryName;
 
 const TOKEN_PATH: &str = "/token";
@@ -48,7 +48,7 @@ impl Gateway {
         session: &mut ServerSession,
         ctx: &mut RequestCtx,
     ) -> Handled {
-        let tokens = self.tokens.clone().ok_or(Refusal::NotFound)?;
+        let tokens = ctx.live.tokens.clone().ok_or(Refusal::NotFound)?;
         let path = session.req_header().uri.path().to_string();
         if JWKS_PATHS.contains(&path.as_str()) {
             let body = serde_json::to_vec(tokens.jwks()).expect("JWKS serialises");
@@ -88,7 +88,7 @@ impl Gateway {
             .filter(|s| !s.is_empty());
         let access: Vec<ResourceActions> = asked
             .filter_map(ResourceActions::parse_scope)
-            .filter_map(|scope| self.grant(&identity, scope))
+            .filter_map(|scope| grant(&ctx.live.policy, &identity, scope))
             .collect();
 
         let (token, issued_at) = tokens.issue_access(identity.user.as_deref(), access);
@@ -138,7 +138,8 @@ impl Gateway {
         ctx: &RequestCtx,
         request: &TokenRequest,
     ) -> Result<(Identity, Option<String>), Refusal> {
-        let tokens = self.tokens.as_ref().ok_or(Refusal::NotFound)?;
+        let live = ctx.live.clone();
+        let tokens = live.tokens.as_ref().ok_or(Refusal::NotFound)?;
         let identity = match request.grant_type.as_str() {
             // GET: whatever authentication made of the Authorization header.
             "password" if ctx.method == Method::GET => {
@@ -153,24 +154,30 @@ impl Gateway {
                         "username and password are required".into(),
                     ));
                 };
-                if self.auth.verify_password(user, password).await.is_err() {
-                    self.metrics.auth_attempt("basic", "failure");
-                    return Err(Refusal::BadCredentials);
-                }
-                self.metrics.auth_attempt("basic", "success");
-                self.auth.identity_of(user.clone(), AuthMethod::Basic)
+                let checked = live.auth.authenticate_password(user, password).await;
+                let certificate = ctx.certificate.as_deref();
+                let combined =
+                    checked.and_then(|c| live.auth.with_certificate(Some(c), certificate));
+                self.identity_or_refusal(combined)?
             }
             "refresh_token" => {
                 let token = request.refresh_token.as_deref().unwrap_or("");
                 let subject = match tokens.verify_refresh(token) {
-                    Ok(subject) if self.auth.knows_user(&subject) => subject,
+                    // The user must still exist, with the credential the token was issued
+                    // under: a changed password retires every older refresh token.
+                    Ok(grant) if live.auth.credential_still_valid(&grant) => grant.subject,
                     Ok(_) => return Err(Refusal::BadCredentials),
                     Err(error) => {
                         self.metrics.token_verified(error.metric_label());
                         return Err(Refusal::BadCredentials);
                     }
                 };
-                self.auth.identity_of(subject, AuthMethod::Bearer)
+                let certificate = ctx.certificate.as_deref();
+                let identity = live.auth.refresh_identity(subject, certificate).await;
+                let outcome = identity.map(|identity| (identity, Outcome::Verified));
+                let combined =
+                    outcome.and_then(|o| live.auth.with_certificate(Some(o), certificate));
+                self.identity_or_refusal(combined)?
             }
             other => {
                 return Err(Refusal::BadRequest(format!(
@@ -180,46 +187,48 @@ impl Gateway {
         };
 
         let refresh = match (&identity.user, request.offline) {
-            (Some(user), true) => Some(tokens.issue_refresh(user)),
+            (Some(user), true) => {
+                Some(tokens.issue_refresh(user, live.auth.credential_stamp(user)))
+            }
             _ => None,
         };
         Ok((identity, refresh))
     }
+}
 
-    /// What of `scope` the ACL allows `identity`; `None` when nothing.
-    fn grant(&self, identity: &Identity, scope: ResourceActions) -> Option<ResourceActions> {
-        if scope.resource_type == "registry" {
-            // The catalog is filtered by the ACL when listed.
-            return scope.allows_catalog().then_some(scope);
-        }
-        if scope.resource_type != "repository" {
-            return None;
-        }
-        let repository = RepositoryName::parse(&scope.name).ok()?;
-        let wanted: Vec<Action> = scope
-            .actions
-            .iter()
-            .flat_map(|action| match action.as_str() {
-                "*" => vec![Action::Pull, Action::Push, Action::Delete],
-                "pull" => vec![Action::Pull],
-                "push" => vec![Action::Push],
-                "delete" => vec![Action::Delete],
-                _ => Vec::new(),
-            })
-            .collect();
-        let mut allowed: Vec<String> = Vec::new();
-        for action in wanted {
-            let decision = self.policy.evaluate(identity, repository.as_str(), action);
-            if decision.is_allowed() && !allowed.iter().any(|a| a == action.as_str()) {
-                allowed.push(action.as_str().to_string());
-            }
-        }
-        Some(ResourceActions {
-            resource_type: scope.resource_type,
-            name: scope.name,
-            actions: allowed,
-        })
+/// What of `scope` the ACL allows `identity`; `None` when nothing.
+fn grant(policy: &Policy, identity: &Identity, scope: ResourceActions) -> Option<ResourceActions> {
+    if scope.resource_type == "registry" {
+        // The catalog is filtered by the ACL when listed.
+        return scope.allows_catalog().then_some(scope);
     }
+    if scope.resource_type != "repository" {
+        return None;
+    }
+    let repository = RepositoryName::parse(&scope.name).ok()?;
+    let wanted: Vec<Action> = scope
+        .actions
+        .iter()
+        .flat_map(|action| match action.as_str() {
+            "*" => vec![Action::Pull, Action::Push, Action::Delete],
+            "pull" => vec![Action::Pull],
+            "push" => vec![Action::Push],
+            "delete" => vec![Action::Delete],
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut allowed: Vec<String> = Vec::new();
+    for action in wanted {
+        let decision = policy.evaluate(identity, repository.as_str(), action);
+        if decision.is_allowed() && !allowed.iter().any(|a| a == action.as_str()) {
+            allowed.push(action.as_str().to_string());
+        }
+    }
+    Some(ResourceActions {
+        resource_type: scope.resource_type,
+        name: scope.name,
+        actions: allowed,
+    })
 }
 
 fn token_request_from_form(body: &[u8]) -> TokenRequest {

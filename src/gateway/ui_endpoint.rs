@@ -17,7 +17,7 @@ impl Gateway {
         let request = ui_request(session, ctx).await?;
         let result = self
             .ui
-            .handle(request.clone(), ctx.identity.clone(), &self.auth)
+            .handle(request.clone(), ctx.identity.clone(), ctx.live.clone())
             .await;
         let response = match result {
             Ok(response) => response,
@@ -27,7 +27,8 @@ impl Gateway {
                     tracing::error!(error = ?error, "web ui request failed");
                 }
                 let status = respond::ui_status(&error);
-                self.ui.error_response(&request, status, &error)
+                self.ui
+                    .error_response(&request, status, &error, ctx.live.clone())
             }
         };
         respond::ui(session, response).await.map_err(io)

@@ -16,6 +16,15 @@ pub struct BlobReader {
     pub range: (u64, u64),
 }
 
+/// A byte range of a blob asked for with `Range: bytes=...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `first-` or `first-last` (inclusive); a `last` past the end means the end.
+    From { first: u64, last: Option<u64> },
+    /// `-count`: the last `count` bytes.
+    Suffix(u64),
+}
+
 impl Registry {
     /// The size of a blob linked into `repository`.
     ///
@@ -32,27 +41,29 @@ impl Registry {
         fs::file_size(&self.layout.blob_data(digest))?.ok_or(RegistryError::BlobUnknown)
     }
 
-    /// Opens a blob for reading, optionally a byte range `(first, last)` of it; `last` of
-    /// `None` means to the end.
+    /// Opens a blob for reading, optionally a byte range of it.
     ///
     /// # Errors
     /// [`RegistryError::BlobUnknown`], or [`RegistryError::RangeNotSatisfiable`] when the
-    /// range starts past the end.
+    /// range starts past the end (or is an empty suffix, or the blob is empty).
     pub fn blob_open(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
-        range: Option<(u64, Option<u64>)>,
+        range: Option<ByteRange>,
     ) -> Result<BlobReader, RegistryError> {
         let size = self.blob_size(repository, digest)?;
         let mut file = File::open(self.layout.blob_data(digest))?;
 
+        let unsatisfiable = RegistryError::RangeNotSatisfiable { size };
         let (first, last) = match range {
             None => (0, size.saturating_sub(1)),
-            Some((first, _)) if first >= size => {
-                return Err(RegistryError::RangeNotSatisfiable { size })
+            Some(ByteRange::From { first, .. }) if first >= size => return Err(unsatisfiable),
+            Some(ByteRange::From { first, last }) => {
+                (first, last.unwrap_or(u64::MAX).min(size - 1))
             }
-            Some((first, last)) => (first, last.unwrap_or(u64::MAX).min(size - 1)),
+            Some(ByteRange::Suffix(count)) if count == 0 || size == 0 => return Err(unsatisfiable),
+            Some(ByteRange::Suffix(count)) => (size - count.min(size), size - 1),
         };
         if first > 0 {
             file.seek(SeekFrom::Start(first))?;
@@ -81,6 +92,25 @@ impl Registry {
         }
         fs::write_link(&self.layout.layer_link(repository, digest), digest)?;
         Ok(true)
+    }
+
+    /// Mounts a blob into `repository` from the first of `candidates` that holds it (the
+    /// repositories the caller may pull). Returns whether one did.
+    pub fn blob_mount_from_any(
+        &self,
+        repository: &RepositoryName,
+        candidates: &[RepositoryName],
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        if fs::file_size(&self.layout.blob_data(digest))?.is_none() {
+            return Ok(false);
+        }
+        for from in candidates {
+            if self.blob_mount(repository, from, digest)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Links an existing blob into `repository`.

@@ -1,37 +1,65 @@
-//! Deleting a tag or a manifest from a repository. A delete removes links only: the content
-//! under `blobs/` stays until garbage collection, so another repository that links the same
-//! blob keeps it.
+//! Deleting manifests, tags and blobs from a repository, when `storage.delete.enabled` allows
+//! it. A delete removes links only: the content under `blobs/` stays until garbage
+//! collection, so another repository that links the same blob keeps it.
 //!
+//! - A manifest by digest: its revision link, every tag that points at it, and its entry in
+//!   the referrers index of its `subject`. Refused while an index in the same repository
+//!   still lists it, unless `storage.delete.referenced_manifests` is on.
 //! - A tag: only the tag; the manifest stays reachable by digest.
-//! - A manifest by digest: its revision link and every tag that points at it.
+//! - A blob: its `_layers` link in this repository.
 //!
-//! Limitation: deleting a manifest does not check whether an index in the repository still
-//! lists it; pulling that index then fails on the missing child.
+//! Limitation: checking whether an index still lists a manifest reads every index of the
+//! repository, so deleting in a repository with very many indexes is slow.
 
-use super::{Reference, Registry, RegistryError, RepositoryName};
+use super::manifest::ManifestFields;
+use super::{Digest, Reference, Registry, RegistryError, RepositoryName};
 use crate::storage::fs;
 
 impl Registry {
-    /// Deletes a manifest by digest (with the tags that point at it), or a tag by name.
+    /// Deletes a manifest by digest, or a tag by name.
     ///
     /// # Errors
-    /// [`RegistryError::ManifestUnknown`] when there is no such manifest or tag.
+    /// [`RegistryError::Unsupported`] when deletion is off, [`RegistryError::ManifestUnknown`]
+    /// when there is no such manifest or tag, [`RegistryError::ManifestReferenced`] when an
+    /// index in the repository still lists the manifest and config forbids deleting it.
     pub fn manifest_delete(
         &self,
         repository: &RepositoryName,
         reference: &Reference,
     ) -> Result<(), RegistryError> {
-        self.resolve(repository, reference)?;
+        if !self.delete.enabled {
+            return Err(RegistryError::Unsupported);
+        }
         let digest = match reference {
             Reference::Tag(tag) => {
+                self.resolve(repository, reference)?;
                 let folder = self.layout.tags(repository).join(tag.as_str());
                 fs::remove_dir_all_if_present(&folder)?;
                 return Ok(());
             }
             Reference::Digest(digest) => digest,
         };
+        self.resolve(repository, reference)?;
 
-        // Tags first, so no tag ever names a manifest that is gone.
+        if !self.delete.referenced_manifests {
+            if let Some(index) = self.index_listing(repository, digest)? {
+                return Err(RegistryError::ManifestReferenced {
+                    digest: digest.to_string(),
+                    index: index.to_string(),
+                });
+            }
+        }
+
+        // The referrers entry first: it is only an index over revision links.
+        if let Ok(bytes) = std::fs::read(self.layout.blob_data(digest)) {
+            let subject = ManifestFields::parse(&bytes)
+                .ok()
+                .and_then(|fields| fields.subject)
+                .and_then(|subject| Digest::parse(&subject.digest).ok());
+            if let Some(subject) = subject {
+                self.unlink_referrer(repository, &subject, digest)?;
+            }
+        }
         for tag in fs::list_dirs(&self.layout.tags(repository))? {
             let folder = self.layout.tags(repository).join(&tag);
             if fs::read_link(&folder.join("current/link"))?.as_ref() == Some(digest) {
@@ -44,36 +72,111 @@ impl Registry {
         }
         Ok(())
     }
+
+    /// Removes a blob from a repository (the content stays for other repositories).
+    ///
+    /// # Errors
+    /// [`RegistryError::Unsupported`] when deletion is off, [`RegistryError::BlobUnknown`]
+    /// when the repository does not hold the blob.
+    pub fn blob_delete(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        if !self.delete.enabled {
+            return Err(RegistryError::Unsupported);
+        }
+        self.blob_size(repository, digest)?;
+        let link = self.layout.layer_link(repository, digest);
+        if let Some(folder) = link.parent() {
+            fs::remove_dir_all_if_present(folder)?;
+        }
+        Ok(())
+    }
+
+    /// An index in `repository` that lists `digest` among its manifests, if any.
+    fn index_listing(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<Digest>, RegistryError> {
+        let wanted = digest.to_string();
+        let revisions = self.layout.manifest_revisions(repository);
+        for candidate in fs::digests_below(&revisions)? {
+            let Ok(bytes) = std::fs::read(self.layout.blob_data(&candidate)) else {
+                continue;
+            };
+            let Ok(fields) = ManifestFields::parse(&bytes) else {
+                continue;
+            };
+            let lists = fields.is_index()
+                && fields
+                    .manifests
+                    .iter()
+                    .flatten()
+                    .any(|child| child.digest == wanted);
+            if lists {
+                return Ok(Some(candidate));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Registry {
+    /// Every digest a tag keeps alive: its manifest, the manifest's config and layers, and
+    /// for an index its child manifests and theirs. Used to stop blob deletes from breaking
+    /// protected tags.
+    ///
+    /// # Errors
+    /// [`RegistryError::ManifestUnknown`] when the tag does not exist.
+    pub fn digests_under_tag(
+        &self,
+        repository: &RepositoryName,
+        tag: &super::Tag,
+    ) -> Result<Vec<Digest>, RegistryError> {
+        let top = self.resolve(repository, &Reference::Tag(tag.clone()))?;
+        let mut found = Vec::new();
+        let mut manifests = vec![top];
+        while let Some(digest) = manifests.pop() {
+            let Ok(bytes) = std::fs::read(self.layout.blob_data(&digest)) else {
+                continue;
+            };
+            found.push(digest);
+            let Ok(fields) = ManifestFields::parse(&bytes) else {
+                continue;
+            };
+            let blobs = fields.config.iter().chain(fields.layers.iter());
+            found.extend(blobs.filter_map(|d| Digest::parse(&d.digest).ok()));
+            let children = fields.manifests.iter().flatten();
+            manifests.extend(children.filter_map(|d| Digest::parse(&d.digest).ok()));
+        }
+        Ok(found)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::browse::registry_with_image;
+    use super::super::DeleteConfig;
     use super::*;
 
     #[test]
-    fn deleting_a_tag_keeps_the_manifest() {
-        let (_root, registry, repository, digest) = registry_with_image(&["v1", "latest"]);
-        let v1 = Reference::parse("v1").unwrap();
-        registry.manifest_delete(&repository, &v1).unwrap();
-        assert_eq!(registry.tags(&repository).unwrap(), vec!["latest"]);
-        let by_digest = Reference::Digest(digest);
-        assert!(registry.manifest_get(&repository, &by_digest).is_ok());
+    fn deletion_is_refused_unless_enabled() {
+        let root = tempfile::tempdir().unwrap();
+        let registry = Registry::open(root.path()).unwrap();
+        let repository = RepositoryName::parse("a").unwrap();
+        let digest = Digest::sha256_of(b"x");
         assert!(matches!(
-            registry.manifest_delete(&repository, &v1),
-            Err(RegistryError::ManifestUnknown)
+            registry.blob_delete(&repository, &digest),
+            Err(RegistryError::Unsupported)
         ));
-    }
-
-    #[test]
-    fn deleting_a_manifest_removes_its_tags() {
-        let (_root, registry, repository, digest) = registry_with_image(&["v1", "latest"]);
-        let by_digest = Reference::Digest(digest);
-        registry.manifest_delete(&repository, &by_digest).unwrap();
-        assert!(registry.tags(&repository).unwrap().is_empty());
+        let registry = registry.with_delete(DeleteConfig {
+            enabled: true,
+            referenced_manifests: false,
+        });
         assert!(matches!(
-            registry.manifest_get(&repository, &by_digest),
-            Err(RegistryError::ManifestUnknown)
+            registry.blob_delete(&repository, &digest),
+            Err(RegistryError::BlobUnknown)
         ));
     }
 }

@@ -3,6 +3,8 @@
 
 use http::StatusCode;
 
+use super::{RepositoryName, UploadId};
+
 /// Everything the registry engine can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -30,9 +32,14 @@ pub enum RegistryError {
     #[error("blob upload invalid")]
     BlobUploadInvalid { detail: String },
 
-    /// A chunk starts somewhere other than the end of what was received.
+    /// A chunk starts somewhere other than the end of what was received by session `id`
+    /// of `repository`, which holds `current_size` bytes.
     #[error("requested range not satisfiable")]
-    RangeInvalid { current_size: u64 },
+    RangeInvalid {
+        repository: RepositoryName,
+        id: UploadId,
+        current_size: u64,
+    },
 
     /// The manifest does not exist in this repository.
     #[error("manifest unknown")]
@@ -49,6 +56,11 @@ pub enum RegistryError {
     /// The repository does not exist.
     #[error("repository name not known to registry")]
     NameUnknown,
+
+    /// The manifest `digest` cannot be deleted: the index `index` in the same repository
+    /// still lists it (and `storage.delete.referenced_manifests` is off).
+    #[error("the manifest is listed by an index in this repository; delete the index first")]
+    ManifestReferenced { digest: String, index: String },
 
     /// The operation is switched off in this registry.
     #[error("the operation is unsupported")]
@@ -78,7 +90,7 @@ impl RegistryError {
             RegistryError::ManifestInvalid { .. } => "MANIFEST_INVALID",
             RegistryError::ManifestBlobUnknown { .. } => "MANIFEST_BLOB_UNKNOWN",
             RegistryError::NameUnknown => "NAME_UNKNOWN",
-            RegistryError::Unsupported => "UNSUPPORTED",
+            RegistryError::Unsupported | RegistryError::ManifestReferenced { .. } => "UNSUPPORTED",
             RegistryError::RangeNotSatisfiable { .. } => "BLOB_UNKNOWN",
             RegistryError::Storage(_) => "UNKNOWN",
         }
@@ -98,6 +110,7 @@ impl RegistryError {
             | RegistryError::ManifestUnknown
             | RegistryError::NameUnknown => StatusCode::NOT_FOUND,
             RegistryError::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
+            RegistryError::ManifestReferenced { .. } => StatusCode::CONFLICT,
             RegistryError::RangeInvalid { .. } | RegistryError::RangeNotSatisfiable { .. } => {
                 StatusCode::RANGE_NOT_SATISFIABLE
             }
@@ -115,7 +128,10 @@ impl RegistryError {
             | RegistryError::BlobUploadInvalid { detail }
             | RegistryError::ManifestInvalid { detail } => json!(detail),
             RegistryError::ManifestBlobUnknown { digest } => json!({ "digest": digest }),
-            RegistryError::RangeInvalid { current_size } => json!({ "size": current_size }),
+            RegistryError::RangeInvalid { current_size, .. } => json!({ "size": current_size }),
+            RegistryError::ManifestReferenced { digest, index } => {
+                json!({ "digest": digest, "index": index })
+            }
             RegistryError::RangeNotSatisfiable { size } => json!({ "size": size }),
             _ => serde_json::Value::Null,
         }

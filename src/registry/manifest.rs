@@ -15,6 +15,10 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// The config media type of an artifact that has no config: its content is `{}`.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// The bytes of the empty descriptor's blob.
+const EMPTY_JSON: &[u8] = b"{}";
 
 /// A stored manifest, ready to send.
 pub struct Manifest {
@@ -23,23 +27,56 @@ pub struct Manifest {
     pub bytes: Vec<u8>,
 }
 
-/// The parts of a manifest the registry checks; everything else is stored untouched.
+/// What a manifest push stored.
+pub struct Pushed {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// The manifest's `subject`, when it has one (the gateway echoes it in `OCI-Subject`).
+    pub subject: Option<Digest>,
+}
+
+/// The parts of a manifest the registry reads; everything else is stored untouched.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ManifestFields {
+pub(super) struct ManifestFields {
     schema_version: Option<u32>,
     media_type: Option<String>,
-    config: Option<Descriptor>,
+    pub(super) config: Option<Descriptor>,
     #[serde(default)]
-    layers: Vec<Descriptor>,
-    manifests: Option<Vec<Descriptor>>,
+    pub(super) layers: Vec<Descriptor>,
+    pub(super) manifests: Option<Vec<Descriptor>>,
+    pub(super) subject: Option<Descriptor>,
+    pub(super) artifact_type: Option<String>,
+    pub(super) annotations: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
-struct Descriptor {
-    digest: String,
+#[serde(rename_all = "camelCase")]
+pub(super) struct Descriptor {
+    pub(super) media_type: Option<String>,
+    pub(super) digest: String,
     #[serde(default)]
     urls: Vec<String>,
+}
+
+impl ManifestFields {
+    /// Parses the fields the registry reads from a manifest's bytes.
+    pub(super) fn parse(bytes: &[u8]) -> Result<Self, RegistryError> {
+        serde_json::from_slice(bytes).map_err(|error| RegistryError::ManifestInvalid {
+            detail: format!("manifest is not valid JSON: {error}"),
+        })
+    }
+
+    /// The media type the manifest was stored as.
+    pub(super) fn media_type(&self) -> String {
+        media_type_of(self, None)
+    }
+
+    /// Whether this is an index (OCI index or Docker manifest list).
+    pub(super) fn is_index(&self) -> bool {
+        let media_type = self.media_type();
+        media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
+    }
 }
 
 impl Registry {
@@ -56,15 +93,14 @@ impl Registry {
         reference: &Reference,
         content_type: Option<&str>,
         bytes: &[u8],
-    ) -> Result<Digest, RegistryError> {
+    ) -> Result<Pushed, RegistryError> {
         let invalid = |detail: String| RegistryError::ManifestInvalid { detail };
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(invalid(format!(
                 "manifest exceeds {MAX_MANIFEST_BYTES} bytes"
             )));
         }
-        let fields: ManifestFields = serde_json::from_slice(bytes)
-            .map_err(|error| invalid(format!("manifest is not valid JSON: {error}")))?;
+        let fields = ManifestFields::parse(bytes)?;
         if fields.schema_version != Some(2) {
             return Err(invalid("schemaVersion must be 2".into()));
         }
@@ -95,6 +131,12 @@ impl Registry {
             Reference::Tag(_) => Digest::sha256_of(bytes),
         };
         self.check_references(repository, &fields, &media_type)?;
+        let subject = fields
+            .subject
+            .as_ref()
+            .map(|subject| Digest::parse(&subject.digest))
+            .transpose()
+            .map_err(|_| invalid("subject has a malformed digest".into()))?;
 
         // Content first, then the revision link, then the tag: a reader following any link
         // always finds what it points at.
@@ -106,10 +148,14 @@ impl Registry {
             &self.layout.manifest_revision_link(repository, &digest),
             &digest,
         )?;
+        if let Some(subject) = &subject {
+            let link = self.layout.referrer_link(repository, subject, &digest);
+            fs::write_link(&link, &digest)?;
+        }
         if let Reference::Tag(tag) = reference {
             self.tag_set(repository, tag, &digest)?;
         }
-        Ok(digest)
+        Ok(Pushed { digest, subject })
     }
 
     /// Fetches a manifest by tag or digest.
@@ -129,8 +175,8 @@ impl Registry {
             }
             Err(error) => return Err(error.into()),
         };
-        let media_type = serde_json::from_slice::<ManifestFields>(&bytes)
-            .map(|fields| media_type_of(&fields, None))
+        let media_type = ManifestFields::parse(&bytes)
+            .map(|fields| fields.media_type())
             .unwrap_or_else(|_| OCI_MANIFEST.to_string());
         Ok(Manifest {
             digest,
@@ -194,11 +240,28 @@ impl Registry {
             let digest = parse(&blob.digest)?;
             match self.blob_size(repository, &digest) {
                 Ok(_) => {}
+                Err(RegistryError::BlobUnknown) if is_empty_descriptor(blob, &digest) => {
+                    self.store_empty_blob(repository, &digest)?;
+                }
                 Err(RegistryError::BlobUnknown) => return Err(unknown(&blob.digest)),
                 Err(error) => return Err(error),
             }
         }
         Ok(())
+    }
+
+    /// The empty descriptor's blob (`{}`) is known without being pushed: artifact tools
+    /// often name it as a config without uploading it, so it is stored on first use.
+    fn store_empty_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> std::io::Result<()> {
+        let data = self.layout.blob_data(digest);
+        if fs::file_size(&data)?.is_none() {
+            fs::write_atomic(&data, EMPTY_JSON)?;
+        }
+        self.link_layer(repository, digest)
     }
 
     /// Points `tag` at `digest`, keeping the tag's history in its index.
@@ -227,6 +290,11 @@ fn media_type_of(fields: &ManifestFields, content_type: Option<&str>) -> String 
     }
 }
 
+/// Whether `descriptor` is the OCI empty descriptor: its type and the digest of `{}`.
+fn is_empty_descriptor(descriptor: &Descriptor, digest: &Digest) -> bool {
+    descriptor.media_type.as_deref() == Some(OCI_EMPTY) && *digest == Digest::sha256_of(EMPTY_JSON)
+}
+
 /// Whether a client's `Accept` header lets it receive `media_type`. No header, or one that
 /// names no manifest type at all, accepts anything, as docker's older clients expect.
 pub fn accepts(accept_headers: &[&str], media_type: &str) -> bool {
@@ -242,7 +310,7 @@ pub fn accepts(accept_headers: &[&str], media_type: &str) -> bool {
     !names_manifests
         || offered
             .iter()
-            .any(|item| *item == media_type || *item == "*/*")
+            .any(|item| matches!(*item, "*/*" | "application/*") || *item == media_type)
 }
 
 #[cfg(test)]
@@ -288,7 +356,8 @@ mod tests {
 
         let digest = registry
             .manifest_put(&repository, &tag, None, manifest.as_bytes())
-            .unwrap();
+            .unwrap()
+            .digest;
         let fetched = registry.manifest_get(&repository, &tag).unwrap();
         assert_eq!(fetched.digest, digest);
         assert_eq!(fetched.media_type, OCI_MANIFEST);

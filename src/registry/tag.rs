@@ -1,6 +1,6 @@
 //! Tags of one repository, listed from `_manifests/tags`.
 
-use super::{Registry, RegistryError, RepositoryName};
+use super::{Digest, Registry, RegistryError, RepositoryName, Tag};
 use crate::storage::fs;
 
 impl Registry {
@@ -25,5 +25,40 @@ impl Registry {
             }
         }
         Ok(tags)
+    }
+
+    /// The digest `tag` points at, or `None` when the repository has no such tag. One small
+    /// file read: cheap enough to ask before every tagged manifest push.
+    ///
+    /// # Errors
+    /// [`RegistryError::Storage`] when the link exists but cannot be read.
+    pub fn tag_digest(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<Digest>, RegistryError> {
+        Ok(fs::read_link(
+            &self.layout.tag_current_link(repository, tag),
+        )?)
+    }
+
+    /// The tags that point at `digest` now, in lexical order; a delete by digest removes
+    /// them all, so protected ones must be found first.
+    ///
+    /// # Errors
+    /// [`RegistryError::Storage`] when the tags cannot be listed.
+    pub fn tags_naming(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<String>, RegistryError> {
+        let mut naming = Vec::new();
+        for tag in fs::list_dirs(&self.layout.tags(repository))? {
+            let link = self.layout.tags(repository).join(&tag).join("current/link");
+            if fs::read_link(&link)?.as_ref() == Some(digest) {
+                naming.push(tag);
+            }
+        }
+        Ok(naming)
     }
 }

@@ -102,6 +102,8 @@ impl Registry {
             if start != state.offset {
                 self.put_hash_state(id, state.clone());
                 return Err(RegistryError::RangeInvalid {
+                    repository: repository.clone(),
+                    id: id.clone(),
                     current_size: state.offset,
                 });
             }
@@ -271,7 +273,10 @@ mod tests {
         registry.upload_chunk_done(writer);
         assert!(matches!(
             registry.upload_append(&repository, &id, Some(0)),
-            Err(RegistryError::RangeInvalid { current_size: 3 })
+            Err(RegistryError::RangeInvalid {
+                current_size: 3,
+                ..
+            })
         ));
 
         // As after a restart: the in-memory hash is gone and is rebuilt from the file.

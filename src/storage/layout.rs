@@ -9,8 +9,19 @@
 //!     ├── _manifests/revisions/sha256/<hex>/link   the repository has the manifest
 //!     ├── _manifests/tags/<tag>/current/link       the digest the tag points at now
 //!     ├── _manifests/tags/<tag>/index/sha256/<hex>/link   every digest the tag has named
+//!     ├── _referrers/sha256/<subject-hex>/sha256/<referrer-hex>/link
+//!     │                                            a manifest whose `subject` is <subject>
 //!     └── _uploads/<uuid>/{data,startedat}         an upload in progress
 //! ```
+//!
+//! `sha512` digests use the same shapes with `sha512` in place of `sha256`.
+//!
+//! `_referrers` is Berth's own: the CNCF registry has no referrers API, ignores the folder,
+//! and serves such a data directory as before. It is written when a manifest with a
+//! `subject` is pushed and pruned when that manifest is deleted, so answering
+//! `GET /v2/<name>/referrers/<digest>` lists one folder instead of reading every manifest.
+//! A referrers answer still checks each referrer's revision link, so a stale entry left by
+//! a crash between the two writes is never served.
 //!
 //! Every path is built from parsed names ([`RepositoryName`], [`Digest`], [`Tag`],
 //! [`UploadId`]), which cannot contain `..` or separators that leave the root.
@@ -65,8 +76,8 @@ impl Layout {
 
     /// The link that says `name` holds the manifest `digest`.
     pub fn manifest_revision_link(&self, name: &RepositoryName, digest: &Digest) -> PathBuf {
-        let revisions = self.repository(name).join("_manifests/revisions");
-        self.digest_dir(revisions, digest).join("link")
+        self.digest_dir(self.manifest_revisions(name), digest)
+            .join("link")
     }
 
     pub fn tags(&self, name: &RepositoryName) -> PathBuf {
@@ -80,6 +91,22 @@ impl Layout {
     pub fn tag_index_link(&self, name: &RepositoryName, tag: &Tag, digest: &Digest) -> PathBuf {
         let index = self.tags(name).join(tag.as_str()).join("index");
         self.digest_dir(index, digest).join("link")
+    }
+
+    /// The folder of links to the manifests whose `subject` is `subject`.
+    pub fn referrers(&self, name: &RepositoryName, subject: &Digest) -> PathBuf {
+        self.digest_dir(self.repository(name).join("_referrers"), subject)
+    }
+
+    /// The link that says `referrer` is a manifest in `name` whose `subject` is `subject`.
+    pub fn referrer_link(
+        &self,
+        name: &RepositoryName,
+        subject: &Digest,
+        referrer: &Digest,
+    ) -> PathBuf {
+        self.digest_dir(self.referrers(name, subject), referrer)
+            .join("link")
     }
 
     /// The folder of a repository's manifest revision links.

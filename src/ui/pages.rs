@@ -247,7 +247,7 @@ impl Ui {
             title => format!("{repository}@{}", &digest.hex()[..12]),
             repository => repository.as_str(),
             manifest,
-            can_delete => self.may(visitor, repository.as_str(), Action::Delete),
+            can_delete => self.may_delete(visitor, repository.as_str()),
             pull_host => pull_host(request),
         };
         Ok(html_response(self.render(
@@ -266,7 +266,7 @@ impl Ui {
     ) -> Result<(Vec<view::TagRow>, bool), UiError> {
         self.require_pull(visitor, repository)?;
         let tags = view::tag_rows(&self.registry, repository).map_err(not_found)?;
-        Ok((tags, self.may(visitor, repository.as_str(), Action::Delete)))
+        Ok((tags, self.may_delete(visitor, repository.as_str())))
     }
 
     /// A manifest's details, and whether the visitor may delete it.
@@ -281,7 +281,7 @@ impl Ui {
             view::manifest_view(&self.registry, repository, digest).map_err(not_found)?;
         Ok((
             manifest,
-            self.may(visitor, repository.as_str(), Action::Delete),
+            self.may_delete(visitor, repository.as_str()),
         ))
     }
 
@@ -379,14 +379,22 @@ impl Ui {
         if user.is_empty() || password.is_empty() {
             return Err(UiError::BadCredentials);
         }
-        match auth.verify_password(user, password).await {
-            Ok(_) => self.metrics.auth_attempt("form", "success"),
-            Err(AuthError::InvalidCredentials | AuthError::Malformed | AuthError::Token(_)) => {
+        let identity = match auth.authenticate_password(user, password).await {
+            Ok((identity, _)) => {
+                self.metrics.auth_attempt("form", "success");
+                identity
+            }
+            Err(AuthError::DirectoryUnavailable { problem }) => {
+                self.metrics.auth_attempt("form", "unavailable");
+                tracing::error!(%problem, "ldap directory unavailable; web ui sign-in refused");
+                return Err(UiError::BadCredentials);
+            }
+            Err(_) => {
                 self.metrics.auth_attempt("form", "failure");
                 tracing::info!(user, "web ui sign-in refused");
                 return Err(UiError::BadCredentials);
             }
-        }
+        };
 
         // A fresh id on every sign-in, so an id planted before it is worth nothing.
         if let Some(old) = request
@@ -396,7 +404,9 @@ impl Ui {
         {
             self.sessions.remove(old);
         }
-        let (id, _) = self.sessions.create(user.to_string());
+        let (id, _) = self
+            .sessions
+            .create(user.to_string(), identity.groups.clone());
         tracing::info!(user, "web ui sign-in");
         let mut response = redirect(&safe_next(request.form.get("next")));
         response.set_cookie = Some(self.sessions.set_cookie(&id));
@@ -441,7 +451,7 @@ impl Ui {
         visitor: &Visitor,
         repository: &RepositoryName,
     ) -> Result<(), UiError> {
-        if self.may(visitor, repository.as_str(), Action::Delete) {
+        if self.may_delete(visitor, repository.as_str()) {
             return Ok(());
         }
         if visitor.identity.is_anonymous() {

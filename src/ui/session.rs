@@ -32,6 +32,8 @@ const CAPACITY: usize = 100_000;
 pub struct Session {
     /// The user who signed in.
     pub user: String,
+    /// The groups sign-in found for them (from proxy.yaml, the directory or a certificate).
+    pub groups: Vec<String>,
     /// The token every form of this session must carry back (hex, 256 bits).
     pub csrf: String,
     expires: Instant,
@@ -66,10 +68,11 @@ impl Sessions {
     }
 
     /// Starts a session for `user`; returns the id for the cookie and the session.
-    pub fn create(&self, user: String) -> (String, Session) {
+    pub fn create(&self, user: String, groups: Vec<String>) -> (String, Session) {
         let id = random_hex();
         let session = Session {
             user,
+            groups,
             csrf: random_hex(),
             expires: Instant::now() + self.lifetime,
         };
@@ -144,7 +147,7 @@ mod tests {
     #[test]
     fn sessions_are_found_until_removed_or_expired() {
         let sessions = Sessions::default();
-        let (id, session) = sessions.create("alice".into());
+        let (id, session) = sessions.create("alice".into(), Vec::new());
         assert_eq!(id.len(), 64);
         assert_eq!(sessions.find(&id).unwrap().user, "alice");
         assert!(session.csrf_matches(&session.csrf));
@@ -153,7 +156,7 @@ mod tests {
         assert!(sessions.find(&id).is_none());
 
         let short = Sessions::new(Duration::ZERO);
-        let (id, _) = short.create("bob".into());
+        let (id, _) = short.create("bob".into(), Vec::new());
         assert!(short.find(&id).is_none());
     }
 

@@ -34,8 +34,8 @@ pub struct DockerOutput {
     pub stderr: String,
 }
 
-/// Trust in one Berth's development CA, installed in `/etc/docker/certs.d/127.0.0.1:PORT/`
-/// and removed again on drop.
+/// Trust in one Berth's development CA, installed in `/etc/docker/certs.d/IP:PORT/` and
+/// removed again on drop.
 pub struct DockerTrust {
     dir: PathBuf,
 }
@@ -179,12 +179,34 @@ impl DockerOutput {
 }
 
 impl DockerTrust {
-    /// Copies `berth`'s `certs/ca.crt` to `/etc/docker/certs.d/127.0.0.1:PORT/ca.crt`.
+    /// Copies `berth`'s `certs/ca.crt` to `/etc/docker/certs.d/IP:PORT/ca.crt`.
     pub fn install(berth: &Berth) -> DockerTrust {
         let dir = Path::new("/etc/docker/certs.d").join(berth.host());
         std::fs::create_dir_all(&dir).expect("create docker certs.d dir (run as root)");
         std::fs::copy(berth.ca_path(), dir.join("ca.crt")).expect("install dev CA for docker");
         DockerTrust { dir }
+    }
+}
+
+impl DockerTrust {
+    /// Like [`DockerTrust::install`], plus a client certificate and key that docker presents
+    /// to this registry (`client.cert`, `client.key`).
+    pub fn install_with_client(berth: &Berth, cert_pem: &str, key_pem: &str) -> DockerTrust {
+        let trust = DockerTrust::install(berth);
+        std::fs::write(trust.dir.join("client.cert"), cert_pem).expect("install client.cert");
+        std::fs::write(trust.dir.join("client.key"), key_pem).expect("install client.key");
+        trust
+    }
+
+    /// Replaces (or, with `None`, removes) the client certificate docker presents.
+    pub fn set_client(&self, pair: Option<(&str, &str)>) {
+        let (cert, key) = (self.dir.join("client.cert"), self.dir.join("client.key"));
+        let _ = std::fs::remove_file(&cert);
+        let _ = std::fs::remove_file(&key);
+        if let Some((cert_pem, key_pem)) = pair {
+            std::fs::write(cert, cert_pem).expect("install client.cert");
+            std::fs::write(key, key_pem).expect("install client.key");
+        }
     }
 }
 

@@ -1,11 +1,15 @@
-//! Shared test harness: starts a real `berth serve` on free loopback ports, in a temp dir,
+//! Shared test harness: starts a real `berth serve` on free loopback ports (or, for a test
+//! that cannot use loopback, in a network namespace of its own; see [`netns`]), in a temp dir,
 //! with certificates that the server generates itself on first start, and gives tests an
 //! HTTPS client that trusts exactly that development CA.
 
 #![allow(dead_code)]
 
 pub mod docker;
-pub mod oci;
+pub mod netns;
+pub mod oci_layout;
+pub mod pki;
+pub mod slapd;
 pub mod ui;
 
 use std::io::Write;
@@ -15,15 +19,24 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use netns::TestHost;
+
 /// Password every test user gets unless a test picks its own.
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A running `berth serve` and the temp dir that holds its config, certificates and data.
 pub struct Berth {
+    /// The address the registry and metrics listeners are on: loopback, or a test host's.
+    pub ip: String,
     pub port: u16,
     pub metrics_port: u16,
     pub dir: tempfile::TempDir,
+    /// The `tls:` and `storage:` values of the config, kept for rewrites.
+    tls: String,
+    storage: String,
     child: Child,
+    /// The namespace the server runs in, if not the root one; dropped after the server stops.
+    host: Option<TestHost>,
 }
 
 impl Berth {
@@ -37,19 +50,58 @@ impl Berth {
     /// Like [`Berth::start`], but in a directory the test prepared (for example one that
     /// already holds a CNCF registry's data under `data/`).
     pub fn start_in(dir: tempfile::TempDir, body: &str) -> Berth {
+        Self::start_configured(dir, DEFAULT_STORAGE, body)
+    }
+
+    /// Like [`Berth::start`] with deletion switched on (`storage.delete.enabled`), and
+    /// `referenced_manifests` as given.
+    pub fn start_with_delete(referenced_manifests: bool, body: &str) -> Berth {
+        let storage = format!(
+            "{{filesystem: {{root: data}}, \
+             delete: {{enabled: true, referenced_manifests: {referenced_manifests}}}}}"
+        );
+        Self::start_configured(tempfile::tempdir().expect("temp dir"), &storage, body)
+    }
+
+    /// Starts Berth in `dir` with `storage` as the `storage:` value and `body` after it.
+    pub fn start_configured(dir: tempfile::TempDir, storage: &str, body: &str) -> Berth {
+        Self::spawn(dir, "127.0.0.1", None, DEFAULT_TLS, storage, body)
+    }
+
+    /// Like [`Berth::start_in`], with `tls` (a YAML value) as the `tls:` section, for tests
+    /// of client certificates.
+    pub fn start_with_tls(dir: tempfile::TempDir, tls: &str, body: &str) -> Berth {
+        Self::spawn(dir, "127.0.0.1", None, tls, DEFAULT_STORAGE, body)
+    }
+
+    /// Like [`Berth::start_with_tls`], with the server running inside `host`'s network
+    /// namespace and listening on its address; `host` is removed after the server stops.
+    pub fn start_in_host(dir: tempfile::TempDir, host: TestHost, tls: &str, body: &str) -> Berth {
+        let ip = host.ip().to_string();
+        Self::spawn(dir, &ip, Some(host), tls, DEFAULT_STORAGE, body)
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        ip: &str,
+        host: Option<TestHost>,
+        tls: &str,
+        storage: &str,
+        body: &str,
+    ) -> Berth {
+        // A fresh namespace has nothing listening, so a port free on loopback here is free
+        // there too.
         let port = free_port();
         let metrics_port = free_port();
-        let config = format!(
-            "listen: 127.0.0.1:{port}\n\
-             metrics_listen: 127.0.0.1:{metrics_port}\n\
-             tls: {{cert: certs/server.crt, key: certs/server.key}}\n\
-             storage: {{filesystem: {{root: data}}}}\n\
-             {body}\n"
-        );
+        let config = config_text(ip, port, metrics_port, tls, storage, body);
         std::fs::write(dir.path().join("proxy.yaml"), config).expect("write config");
 
         let log = std::fs::File::create(dir.path().join("berth.log")).expect("log file");
-        let child = Command::new(berth_binary())
+        let mut command = match &host {
+            Some(host) => host.command(berth_binary()),
+            None => Command::new(berth_binary()),
+        };
+        let child = command
             .args(["serve", "--config"])
             .arg(dir.path().join("proxy.yaml"))
             .env("RUST_LOG", "info")
@@ -58,23 +110,27 @@ impl Berth {
             .spawn()
             .expect("start berth serve");
         let berth = Berth {
+            ip: ip.to_string(),
             port,
             metrics_port,
             dir,
+            tls: tls.to_string(),
+            storage: storage.to_string(),
             child,
+            host,
         };
         berth.wait_until_listening();
         berth
     }
 
-    /// `https://127.0.0.1:PORT`
+    /// `https://IP:PORT`
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.ip, self.port)
     }
 
-    /// `127.0.0.1:PORT`, the registry host as docker names it.
+    /// `IP:PORT`, the registry host as docker names it.
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     pub fn data_root(&self) -> PathBuf {
@@ -85,6 +141,33 @@ impl Berth {
         self.dir.path().join("certs/ca.crt")
     }
 
+    /// The config file the server runs on (and watches).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("proxy.yaml")
+    }
+
+    /// The whole config text [`Berth::start`] would write for `body`, on this server's ports.
+    pub fn config_text(&self, body: &str) -> String {
+        let (ip, tls, storage) = (&self.ip, &self.tls, &self.storage);
+        config_text(ip, self.port, self.metrics_port, tls, storage, body)
+    }
+
+    /// Rewrites the config file in place (truncate and write) with `body` after the same
+    /// `listen`, `metrics_listen`, `tls` and `storage` lines.
+    pub fn write_config(&self, body: &str) {
+        std::fs::write(self.config_path(), self.config_text(body)).expect("rewrite config");
+    }
+
+    /// The server's process id, for sending it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// What the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("berth.log")).unwrap_or_default()
@@ -92,6 +175,20 @@ impl Berth {
 
     /// An HTTPS client that trusts the server's development CA and nothing else.
     pub fn client(&self) -> reqwest::blocking::Client {
+        self.client_builder().build().expect("build client")
+    }
+
+    /// Like [`Berth::client`], presenting a client certificate (`cert_pem` then `key_pem`).
+    pub fn client_with_identity(&self, cert_pem: &str, key_pem: &str) -> reqwest::blocking::Client {
+        let identity = reqwest::Identity::from_pem(format!("{cert_pem}{key_pem}").as_bytes())
+            .expect("client identity");
+        self.client_builder()
+            .identity(identity)
+            .build()
+            .expect("build client")
+    }
+
+    fn client_builder(&self) -> reqwest::blocking::ClientBuilder {
         let pem = std::fs::read(self.ca_path()).expect("read dev CA");
         let ca = reqwest::Certificate::from_pem(&pem).expect("parse dev CA");
         reqwest::blocking::Client::builder()
@@ -99,13 +196,11 @@ impl Berth {
             .add_root_certificate(ca)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(120))
-            .build()
-            .expect("build client")
     }
 
     /// The Prometheus text exposition from the metrics listener.
     pub fn metrics(&self) -> String {
-        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let url = format!("http://{}:{}/metrics", self.ip, self.metrics_port);
         reqwest::blocking::get(url)
             .expect("scrape")
             .text()
@@ -118,12 +213,18 @@ impl Berth {
         metric_value(&self.metrics(), selector)
     }
 
+    /// Waits for both listeners, connecting from this (the root) namespace, so a server in a
+    /// test host is only ready once it is reachable over the veth link.
     fn wait_until_listening(&self) {
+        let ip: std::net::IpAddr = self.ip.parse().expect("listen address is an IP");
+        let reachable = |port| {
+            let address = std::net::SocketAddr::new(ip, port);
+            TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok()
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            let ready = self.ca_path().exists()
-                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && TcpStream::connect(("127.0.0.1", self.metrics_port)).is_ok();
+            let ready =
+                self.ca_path().exists() && reachable(self.port) && reachable(self.metrics_port);
             if ready {
                 return;
             }
@@ -139,6 +240,30 @@ impl Drop for Berth {
         let _ = self.child.wait();
     }
 }
+
+/// The config [`Berth::start`] writes: listeners on the given ports, TLS and storage in the
+/// temp dir, then `body`.
+fn config_text(
+    ip: &str,
+    port: u16,
+    metrics_port: u16,
+    tls: &str,
+    storage: &str,
+    body: &str,
+) -> String {
+    format!(
+        "listen: {ip}:{port}\n\
+         metrics_listen: {ip}:{metrics_port}\n\
+         tls: {tls}\n\
+         storage: {storage}\n\
+         {body}\n"
+    )
+}
+
+/// The `tls:` value of an ordinary test server: a development certificate made on start.
+const DEFAULT_TLS: &str = "{cert: certs/server.crt, key: certs/server.key}";
+/// The `storage:` value of an ordinary test server.
+const DEFAULT_STORAGE: &str = "{filesystem: {root: data}}";
 
 /// Sums every sample line of `text` that starts with `selector`.
 pub fn metric_value(text: &str, selector: &str) -> f64 {
@@ -346,6 +471,30 @@ impl RegistryClient {
             base: berth.url(),
             credential,
         }
+    }
+
+    /// A client over an HTTPS client built elsewhere (one presenting a client certificate),
+    /// signing in with `credential` when given.
+    pub fn over(
+        berth: &Berth,
+        client: reqwest::blocking::Client,
+        credential: Option<(&str, &str)>,
+    ) -> RegistryClient {
+        RegistryClient {
+            client,
+            base: berth.url(),
+            credential: credential.map(|(u, p)| (u.to_string(), p.to_string())),
+        }
+    }
+
+    /// Sends one request, returning the transport error (a refused TLS handshake) rather
+    /// than panicking on it.
+    pub fn try_get(&self, target: &str) -> Result<Reply, reqwest::Error> {
+        let mut request = self.client.get(self.absolute(target));
+        if let Some((user, password)) = &self.credential {
+            request = request.basic_auth(user, Some(password));
+        }
+        request.send().map(Reply::read)
     }
 
     /// Sends one request. `target` is a path (`/v2/...`) or an absolute URL (a `Location`).
