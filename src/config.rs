@@ -20,6 +20,7 @@ use crate::audit::AuditConfig;
 use crate::auth::token::TokenConfig;
 use crate::auth::PasswordHash;
 use crate::registry::DeleteConfig;
+use crate::storage::s3::S3Config;
 use locate::{Position, Positions};
 
 /// The sample proxy.yaml, built into the binary: `berth serve` runs on it when started
@@ -88,12 +89,16 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
-/// The storage backend.
+/// The storage backend: exactly one of `filesystem` and `s3`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Filesystem storage, the only backend so far.
-    pub filesystem: FilesystemConfig,
+    /// Filesystem storage. Default: none.
+    #[serde(default)]
+    pub filesystem: Option<FilesystemConfig>,
+    /// S3-compatible object storage. Default: none.
+    #[serde(default)]
+    pub s3: Option<S3Config>,
     /// Whether content may be deleted. Default: deletion off.
     #[serde(default)]
     pub delete: DeleteConfig,
@@ -255,6 +260,21 @@ impl Config {
             }
         }
 
+        if self.storage.filesystem.is_some() == self.storage.s3.is_some() {
+            problem(
+                &["storage"],
+                "storage needs exactly one backend: filesystem or s3".to_string(),
+            );
+        }
+        if let Some(s3) = &self.storage.s3 {
+            if s3.secret_access_key.is_some() && s3.secret_access_key_file.is_some() {
+                let message = "storage.s3 takes secret_access_key or secret_access_key_file, \
+                               not both"
+                    .to_string();
+                problem(&["storage.s3"], message);
+            }
+        }
+
         for (index, rule) in self.immutable_tags.iter().enumerate() {
             let at = format!("immutable_tags[{index}]");
             if rule.repos.is_empty() || rule.tags.is_empty() {
@@ -282,7 +302,15 @@ impl Config {
         };
         resolve(&mut self.tls.cert);
         resolve(&mut self.tls.key);
-        resolve(&mut self.storage.filesystem.root);
+        if let Some(filesystem) = &mut self.storage.filesystem {
+            resolve(&mut filesystem.root);
+        }
+        if let Some(s3) = &mut self.storage.s3 {
+            s3.ca_file.iter_mut().for_each(|p| resolve(p));
+            s3.secret_access_key_file
+                .iter_mut()
+                .for_each(|p| resolve(p));
+        }
         self.audit.file.iter_mut().for_each(|p| resolve(p));
         if let Some(token) = &mut self.auth.token {
             resolve(&mut token.key);

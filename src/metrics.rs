@@ -29,6 +29,7 @@ pub struct Metrics {
     config_last_success: Gauge,
     blobs_stored: IntCounter,
     manifests_stored: IntCounter,
+    storage_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -130,6 +131,11 @@ impl Metrics {
             config_last_success,
             blobs_stored: counter("registry_blobs_stored_total", "Blob uploads completed"),
             manifests_stored: counter("registry_manifests_stored_total", "Manifests stored"),
+            storage_errors: counter_vec(
+                "storage_errors_total",
+                "Storage operations that failed after any retries, by backend and operation",
+                &["backend", "operation"],
+            ),
             registry,
         }
     }
@@ -207,6 +213,13 @@ impl Metrics {
     /// A manifest was stored.
     pub fn manifest_stored(&self) {
         self.manifests_stored.inc();
+    }
+
+    /// A storage operation failed a request (`backend` and `operation` are fixed names).
+    pub fn storage_error(&self, backend: &str, operation: &str) {
+        self.storage_errors
+            .with_label_values(&[backend, operation])
+            .inc();
     }
 
     /// The text exposition of every metric.
