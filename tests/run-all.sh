@@ -72,6 +72,19 @@ if [[ ! -x $oras_venv/bin/python3 ]] || ! "$oras_venv/bin/python3" -c 'import or
 fi
 export BERTH_ORAS_PYTHON=$oras_venv/bin/python3
 
+# --- Garage, the S3-compatible store ------------------------------------------------------
+# The S3 tests start Garage (tests/common/s3.rs). It comes from crates.io, built once into
+# target/tools (about ten minutes on two cores) and reused while the pinned version stays.
+garage_version=2.5.0
+garage_root=$PWD/target/tools
+garage=$garage_root/bin/garage
+if [[ ! -x $garage ]] || [[ $("$garage" --version 2>/dev/null) != *"$garage_version"* ]]; then
+    echo "run-all.sh: building garage $garage_version into $garage_root (takes a while, once)"
+    cargo install --locked --root "$garage_root" --version "$garage_version" \
+        --no-default-features --features bundled-libs,sqlite garage
+fi
+export BERTH_GARAGE=$garage
+
 # --- a private dockerd -----------------------------------------------------------------
 # Everything it owns lives in one temp dir, so it never touches a system dockerd. vfs works
 # without overlayfs support, and with no bridge and no iptables it needs no network setup

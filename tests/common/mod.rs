@@ -6,6 +6,7 @@
 
 pub mod docker;
 pub mod oci_layout;
+pub mod s3;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -24,8 +25,33 @@ pub struct Berth {
     pub dir: tempfile::TempDir,
     /// The `storage:` value of the config, kept for rewrites.
     storage: String,
+    /// The bucket and root prefix, when the storage is S3.
+    pub bucket: Option<(s3::Bucket, String)>,
     child: Child,
 }
+
+/// Which backend a test runs Berth on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    /// A `data` directory in the test's temp dir.
+    Filesystem,
+    /// A fresh bucket of the test process's Garage.
+    S3,
+}
+
+/// Environment variables an S3 client could pick up from outside the test: credentials,
+/// endpoints and trust. Berth gets none of them; the tests configure it explicitly.
+const AWS_ENVIRONMENT: &[&str] = &[
+    "AWS_CA_BUNDLE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+];
 
 impl Berth {
     /// Starts Berth with the given YAML appended to a config that sets `listen`,
@@ -51,6 +77,51 @@ impl Berth {
         Self::start_configured(tempfile::tempdir().expect("temp dir"), &storage, body)
     }
 
+    /// Starts Berth on the given backend: a fresh bucket of the shared Garage for
+    /// [`StorageKind::S3`]. `delete` switches deletion on (with referenced manifests
+    /// protected).
+    pub fn start_on(kind: StorageKind, delete: bool, body: &str) -> Berth {
+        let delete_yaml = if delete {
+            ", delete: {enabled: true}"
+        } else {
+            ""
+        };
+        match kind {
+            StorageKind::Filesystem => {
+                let storage = format!("{{filesystem: {{root: data}}{delete_yaml}}}");
+                Self::start_configured(tempfile::tempdir().expect("temp dir"), &storage, body)
+            }
+            StorageKind::S3 => {
+                let bucket = s3::Garage::shared().bucket();
+                Self::start_on_bucket(&bucket, "/berth", "", delete_yaml, body)
+            }
+        }
+    }
+
+    /// Starts Berth on `bucket` below `root`; `s3_extra` goes inside `storage.s3`, `extra`
+    /// beside it. Several nodes may share one bucket.
+    pub fn start_on_bucket(
+        bucket: &s3::Bucket,
+        root: &str,
+        s3_extra: &str,
+        extra: &str,
+        body: &str,
+    ) -> Berth {
+        let storage = bucket.storage_yaml(root, s3_extra, extra);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut berth = Self::start_configured(dir, &storage, body);
+        berth.bucket = Some((bucket.clone(), root.to_string()));
+        berth
+    }
+
+    /// Whether the storage holds the object `key` (relative to the storage root).
+    pub fn has_object(&self, key: &str) -> bool {
+        match &self.bucket {
+            Some((bucket, root)) => bucket.has(root, key),
+            None => self.data_root().join(key).is_file(),
+        }
+    }
+
     /// Starts Berth in `dir` with `storage` as the `storage:` value and `body` after it.
     pub fn start_configured(dir: tempfile::TempDir, storage: &str, body: &str) -> Berth {
         let port = free_port();
@@ -59,19 +130,23 @@ impl Berth {
         std::fs::write(dir.path().join("proxy.yaml"), config).expect("write config");
 
         let log = std::fs::File::create(dir.path().join("berth.log")).expect("log file");
-        let child = Command::new(berth_binary())
+        let mut command = Command::new(berth_binary());
+        command
             .args(["serve", "--config"])
             .arg(dir.path().join("proxy.yaml"))
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start berth serve");
+            .stderr(log);
+        for name in AWS_ENVIRONMENT {
+            command.env_remove(name);
+        }
+        let child = command.spawn().expect("start berth serve");
         let berth = Berth {
             port,
             metrics_port,
             dir,
             storage: storage.to_string(),
+            bucket: None,
             child,
         };
         berth.wait_until_listening();
