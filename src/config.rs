@@ -20,7 +20,7 @@ use crate::audit::AuditConfig;
 use crate::auth::token::TokenConfig;
 use crate::auth::PasswordHash;
 use crate::registry::DeleteConfig;
-use crate::storage::s3::S3Config;
+use crate::storage::s3::{S3Config, MIN_PART_SIZE};
 use locate::{Position, Positions};
 
 /// The sample proxy.yaml, built into the binary: `berth serve` runs on it when started
@@ -273,6 +273,13 @@ impl Config {
                     .to_string();
                 problem(&["storage.s3"], message);
             }
+            if s3.part_size < MIN_PART_SIZE {
+                let message = format!(
+                    "storage.s3.part_size must be at least 5 MiB ({MIN_PART_SIZE}), not {}",
+                    s3.part_size
+                );
+                problem(&["storage.s3.part_size", "storage.s3"], message);
+            }
         }
 
         for (index, rule) in self.immutable_tags.iter().enumerate() {
@@ -306,10 +313,9 @@ impl Config {
             resolve(&mut filesystem.root);
         }
         if let Some(s3) = &mut self.storage.s3 {
-            s3.ca_file.iter_mut().for_each(|p| resolve(p));
-            s3.secret_access_key_file
-                .iter_mut()
-                .for_each(|p| resolve(p));
+            for path in [&mut s3.ca_file, &mut s3.secret_access_key_file] {
+                path.iter_mut().for_each(&resolve);
+            }
         }
         self.audit.file.iter_mut().for_each(|p| resolve(p));
         if let Some(token) = &mut self.auth.token {
@@ -399,6 +405,27 @@ mod tests {
             error.contains("proxy.yaml:5:") && error.contains("team/**b"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn storage_takes_exactly_one_backend() {
+        let s3 = "listen: 127.0.0.1:5443\ntls: {cert: c, key: k}\n\
+                  storage: {s3: {bucket: b, endpoint: \"http://127.0.0.1:3900\", \
+                  path_style: true, secret_access_key: hidden}}\n";
+        let config = load(s3).unwrap();
+        let bucket = config.storage.s3.as_ref().unwrap();
+        assert_eq!(bucket.region, "us-east-1");
+        assert!(!format!("{config:?}").contains("hidden"), "secret in Debug");
+
+        let both = s3.replace("{s3:", "{filesystem: {root: d}, s3:");
+        let error = load(&both).unwrap_err().to_string();
+        assert!(error.contains("exactly one backend"), "{error}");
+        let neither = "listen: 127.0.0.1:5443\ntls: {cert: c, key: k}\nstorage: {}\n";
+        let error = load(neither).unwrap_err().to_string();
+        assert!(error.contains("exactly one backend"), "{error}");
+        let small = s3.replace("path_style", "part_size: 1024, path_style");
+        let error = load(&small).unwrap_err().to_string();
+        assert!(error.contains("part_size"), "{error}");
     }
 
     #[test]

@@ -187,3 +187,33 @@ fn the_same_layer_pushed_through_both_nodes_at_once_is_stored_once() {
         reply.assert_status(200);
     }
 }
+
+#[test]
+fn blob_pulls_redirect_to_a_presigned_url_when_asked() {
+    let bucket = Garage::shared().bucket();
+    let redirect = ", redirect: {enabled: true, expiry: 5m}";
+    let berth = Berth::start_on_bucket(&bucket, "/redirect", redirect, "", &config());
+    let alice = RegistryClient::new(&berth, Some("alice"));
+    let blob = sample_bytes("redirected", 100_000);
+    let digest = alice.push_blob("team/app", &blob);
+    let path = format!("/v2/team/app/blobs/{digest}");
+
+    // After the access check, a GET is sent to the store, whose URL works on its own.
+    let reply = alice.get(&path);
+    reply.assert_status(307);
+    let url = reply.header("Location").expect("Location");
+    assert!(url.starts_with(&bucket.endpoint), "{url}");
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    let fetched = reqwest::blocking::get(&url).expect("GET presigned URL");
+    assert_eq!(fetched.status(), 200);
+    assert!(
+        fetched.bytes().unwrap() == blob,
+        "the store served other bytes"
+    );
+
+    // HEAD is answered by Berth; strangers get no URL.
+    alice.head(&path).assert_status(200);
+    RegistryClient::new(&berth, None)
+        .get(&path)
+        .assert_status(401);
+}

@@ -81,7 +81,7 @@ pub struct S3Config {
     pub secret_access_key_file: Option<PathBuf>,
     /// The secret access key itself. Prefer `secret_access_key_file` or the environment.
     #[serde(default)]
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<SecretKey>,
     /// PEM file of extra certificate authorities to trust for `endpoint`. Default: the
     /// system's trust store only.
     #[serde(default)]
@@ -99,6 +99,17 @@ pub struct S3Config {
     /// Longest a single request may take. Default 60 s.
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
+}
+
+/// A secret access key from the config file; `Debug` shows `***`, so it never reaches a log.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretKey(pub String);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// `storage.s3.redirect`: answer blob `GET`s with `307` to a presigned URL.
@@ -203,7 +214,7 @@ impl S3Storage {
         if let Some(path) = &config.secret_access_key_file {
             let secret = String::from_utf8_lossy(&read(path)?).trim().to_string();
             builder = builder.with_secret_access_key(secret);
-        } else if let Some(secret) = &config.secret_access_key {
+        } else if let Some(SecretKey(secret)) = &config.secret_access_key {
             builder = builder.with_secret_access_key(secret);
         }
 
@@ -682,7 +693,7 @@ fn endpoint_for(endpoint: &str, bucket: &str, path_style: bool) -> Result<String
 }
 
 /// S3's smallest part but the last.
-const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// S3's largest `CopyObject`.
 const MAX_COPY_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
