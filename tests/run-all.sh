@@ -73,10 +73,11 @@ fi
 export BERTH_ORAS_PYTHON=$oras_venv/bin/python3
 
 # --- Garage, the S3-compatible store ------------------------------------------------------
-# The S3 tests start Garage (tests/common/s3.rs). It comes from crates.io, built once into
-# target/tools (about ten minutes on two cores) and reused while the pinned version stays.
+# The S3 tests start Garage (tests/common/s3.rs). It comes from crates.io, built once (about
+# ten minutes on two cores) into a cache outside the work tree, so fresh clones on the same
+# machine reuse it, and rebuilt only when the pinned version changes.
 garage_version=2.5.0
-garage_root=$PWD/target/tools
+garage_root=${BERTH_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/tools}
 garage=$garage_root/bin/garage
 if [[ ! -x $garage ]] || [[ $("$garage" --version 2>/dev/null) != *"$garage_version"* ]]; then
     echo "run-all.sh: building garage $garage_version into $garage_root (takes a while, once)"

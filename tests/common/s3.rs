@@ -5,8 +5,9 @@
 //! [`Garage::shared`], or its own Garage from [`Garage::start`] when it must stop the
 //! store.
 //!
-//! The `garage` binary comes from `BERTH_GARAGE`, else `target/tools/bin/garage`, where
-//! `tests/run-all.sh` installs it from crates.io. Without it the tests fail and say so.
+//! The `garage` binary comes from `BERTH_GARAGE`, which `tests/run-all.sh` sets after
+//! installing it from crates.io into `~/.cache/berth/tools`; without the variable, that
+//! place is looked at. Without a binary the tests fail and say so.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -244,7 +245,10 @@ impl Bucket {
 pub fn garage_binary() -> PathBuf {
     let path = std::env::var_os("BERTH_GARAGE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/garage"));
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            Path::new(&home).join(".cache/berth/tools/bin/garage")
+        });
     assert!(
         path.is_file(),
         "no garage binary at {}: the S3 tests need Garage from crates.io; run them with \
