@@ -23,6 +23,9 @@ use crate::live::watch::{self, WatchError};
 use crate::live::{Reloader, Snapshot};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::storage::fs::FsStorage;
+use crate::storage::s3::{S3SetupError, S3Storage};
+use crate::storage::Storage;
 use crate::tls::client_cert::{ClientCertMode, PeerCertificateCallback, ReloadingClientVerifier};
 use crate::tls::reload::{self, CertificateWatcher, ReloadTargets, ReloadingCertificate};
 use crate::tls::{self, TlsError};
@@ -50,6 +53,8 @@ pub enum StartError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    S3(#[from] S3SetupError),
     #[error("cannot set up the HTTPS listener: {0}")]
     Listener(String),
 }
@@ -74,13 +79,11 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
     }
     let certified_key = tls::load_certified_key(&config.tls.cert, &config.tls.key)?;
 
-    let root = &config.storage.filesystem.root;
-    let registry = Registry::open(root)
-        .map_err(|source| StartError::Storage {
-            path: root.clone(),
-            source,
-        })?
-        .with_delete(config.storage.delete);
+    let (storage, location) = open_storage(&config)?;
+    let redirect = config.storage.s3.as_ref().map(|s3| &s3.redirect);
+    let registry = Registry::new(storage)
+        .with_delete(config.storage.delete)
+        .with_redirect(redirect.filter(|r| r.enabled).map(|r| r.expiry));
     let metrics = Metrics::register();
     metrics.config_loaded(1, std::time::SystemTime::now());
     let live = Arc::new(ArcSwap::from_pointee(Snapshot::build(&config, 1)?));
@@ -126,7 +129,7 @@ pub fn serve(config_path: &Path, use_embedded_default: bool) -> Result<(), Start
     server.add_service(metrics_service);
     tracing::info!(
         listen = %config.listen, metrics_listen = %config.metrics_listen,
-        data = %root.display(), users = config.users.len(), rules = config.acl.len(), threads,
+        storage = %location, users = config.users.len(), rules = config.acl.len(), threads,
         "berth serving"
     );
     if config.users.is_empty() && config.auth.ldap.is_none() && !config.tls.client_auth.enabled() {
@@ -177,6 +180,25 @@ fn listener_tls(
         client,
     })?;
     Ok((settings, watcher))
+}
+
+/// The configured backend, and where it keeps things for the startup log line.
+fn open_storage(config: &Config) -> Result<(Arc<dyn Storage>, String), StartError> {
+    if let Some(s3) = &config.storage.s3 {
+        let location = format!("s3://{}/{}", s3.bucket, s3.root.trim_matches('/'));
+        return Ok((Arc::new(S3Storage::new(s3)?), location));
+    }
+    let root = config
+        .storage
+        .filesystem
+        .as_ref()
+        .map(|filesystem| filesystem.root.clone())
+        .expect("Config::check admits exactly one storage backend");
+    let storage = FsStorage::open(&root).map_err(|source| StartError::Storage {
+        path: root.clone(),
+        source,
+    })?;
+    Ok((Arc::new(storage), root.display().to_string()))
 }
 
 fn print_trust_instructions(ca_cert: &Path, config: &Config) {

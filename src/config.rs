@@ -21,6 +21,7 @@ use crate::auth::ldap::LdapConfig;
 use crate::auth::token::TokenConfig;
 use crate::auth::PasswordHash;
 use crate::registry::DeleteConfig;
+use crate::storage::s3::{S3Config, MIN_PART_SIZE};
 use crate::tls::client_cert::ClientAuthConfig;
 use locate::{Position, Positions};
 
@@ -98,12 +99,16 @@ pub struct TlsConfig {
     pub client_auth: ClientAuthConfig,
 }
 
-/// The storage backend.
+/// The storage backend: exactly one of `filesystem` and `s3`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Filesystem storage, the only backend so far.
-    pub filesystem: FilesystemConfig,
+    /// Filesystem storage. Default: none.
+    #[serde(default)]
+    pub filesystem: Option<FilesystemConfig>,
+    /// S3-compatible object storage. Default: none.
+    #[serde(default)]
+    pub s3: Option<S3Config>,
     /// Whether content may be deleted. Default: deletion off.
     #[serde(default)]
     pub delete: DeleteConfig,
@@ -296,6 +301,28 @@ impl Config {
             }
         }
 
+        if self.storage.filesystem.is_some() == self.storage.s3.is_some() {
+            problem(
+                &["storage"],
+                "storage needs exactly one backend: filesystem or s3".to_string(),
+            );
+        }
+        if let Some(s3) = &self.storage.s3 {
+            if s3.secret_access_key.is_some() && s3.secret_access_key_file.is_some() {
+                let message = "storage.s3 takes secret_access_key or secret_access_key_file, \
+                               not both"
+                    .to_string();
+                problem(&["storage.s3"], message);
+            }
+            if s3.part_size < MIN_PART_SIZE {
+                let message = format!(
+                    "storage.s3.part_size must be at least 5 MiB ({MIN_PART_SIZE}), not {}",
+                    s3.part_size
+                );
+                problem(&["storage.s3.part_size", "storage.s3"], message);
+            }
+        }
+
         for (index, rule) in self.immutable_tags.iter().enumerate() {
             let at = format!("immutable_tags[{index}]");
             if rule.repos.is_empty() || rule.tags.is_empty() {
@@ -323,7 +350,14 @@ impl Config {
         };
         resolve(&mut self.tls.cert);
         resolve(&mut self.tls.key);
-        resolve(&mut self.storage.filesystem.root);
+        if let Some(filesystem) = &mut self.storage.filesystem {
+            resolve(&mut filesystem.root);
+        }
+        if let Some(s3) = &mut self.storage.s3 {
+            for path in [&mut s3.ca_file, &mut s3.secret_access_key_file] {
+                path.iter_mut().for_each(&resolve);
+            }
+        }
         self.audit.file.iter_mut().for_each(|p| resolve(p));
         let client_auth = &mut self.tls.client_auth;
         client_auth.ca.iter_mut().for_each(|p| resolve(p));
@@ -419,6 +453,27 @@ mod tests {
             error.contains("proxy.yaml:5:") && error.contains("team/**b"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn storage_takes_exactly_one_backend() {
+        let s3 = "listen: 127.0.0.1:5443\ntls: {cert: c, key: k}\n\
+                  storage: {s3: {bucket: b, endpoint: \"http://127.0.0.1:3900\", \
+                  path_style: true, secret_access_key: hidden}}\n";
+        let config = load(s3).unwrap();
+        let bucket = config.storage.s3.as_ref().unwrap();
+        assert_eq!(bucket.region, "us-east-1");
+        assert!(!format!("{config:?}").contains("hidden"), "secret in Debug");
+
+        let both = s3.replace("{s3:", "{filesystem: {root: d}, s3:");
+        let error = load(&both).unwrap_err().to_string();
+        assert!(error.contains("exactly one backend"), "{error}");
+        let neither = "listen: 127.0.0.1:5443\ntls: {cert: c, key: k}\nstorage: {}\n";
+        let error = load(neither).unwrap_err().to_string();
+        assert!(error.contains("exactly one backend"), "{error}");
+        let small = s3.replace("path_style", "part_size: 1024, path_style");
+        let error = load(&small).unwrap_err().to_string();
+        assert!(error.contains("part_size"), "{error}");
     }
 
     #[test]

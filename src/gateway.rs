@@ -6,9 +6,11 @@
 //! has been read, and keeps it to the end: a reload never changes the rules under a request
 //! already running. Pushes, tag moves and refusals are written to the audit log.
 //!
-//! Blocking filesystem work runs on tokio's blocking pool. Upload bodies flow through a
-//! bounded channel into a blocking writer that hashes and writes each chunk, so memory stays
-//! flat whatever the blob size; downloads flow the other way the same way.
+//! Blocking storage work runs on tokio's blocking pool. Upload bodies flow through a
+//! bounded channel into a blocking writer that hashes and stores each chunk, so memory stays
+//! flat whatever the blob size; downloads flow the other way the same way. With
+//! `storage.s3.redirect` on, a blob `GET` that passed the ACL is answered with a `307` to a
+//! short-lived presigned URL instead, and the bytes flow from the object store directly.
 
 pub mod ctx;
 pub mod respond;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{Method, StatusCode};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::protocols::http::ServerSession;
@@ -44,8 +46,6 @@ use route::Route;
 
 /// Chunks in flight between the connection and the blocking writer or reader.
 const BODY_CHANNEL_DEPTH: usize = 8;
-/// Size of each read from a blob file when sending it.
-const READ_CHUNK: usize = 256 * 1024;
 
 /// Shared state of the HTTPS service: the engine, the live configuration (who is who, who
 /// may do what), and the metrics.
@@ -83,7 +83,12 @@ impl Gateway {
             }
             Err(refusal) => {
                 ctx.error_code = Some(refusal.code());
-                if refusal.is_server_fault() {
+                if let Refusal::Registry(RegistryError::Storage(error)) = &refusal {
+                    self.metrics
+                        .storage_error(error.backend(), error.operation());
+                    tracing::error!(backend = error.backend(), error = ?refusal,
+                        "storage failed");
+                } else if refusal.is_server_fault() {
                     tracing::error!(error = ?refusal, "request failed");
                 }
                 let challenge = challenge(&ctx.live, session);
@@ -696,6 +701,17 @@ impl Gateway {
         digest: Digest,
     ) -> Handled {
         let range = header_str(session, http::header::RANGE).and_then(parse_range);
+        if session.req_header().method == Method::GET {
+            let (registry, name, wanted) =
+                (self.registry.clone(), repository.clone(), digest.clone());
+            let url = blocking(move || registry.blob_redirect(&name, &wanted)).await?;
+            if let Some(url) = url {
+                let mut head = respond::header(StatusCode::TEMPORARY_REDIRECT);
+                set(&mut head, "Location", url);
+                set(&mut head, "Docker-Content-Digest", &digest);
+                return send_empty(session, head).await;
+            }
+        }
         let registry = self.registry.clone();
         let wanted = digest.clone();
         let reader = blocking(move || registry.blob_open(&repository, &wanted, range)).await?;
@@ -735,37 +751,33 @@ impl Gateway {
         }
 
         // A blocking reader fills a bounded channel; this task drains it into the socket.
-        let (sender, mut receiver) = mpsc::channel::<std::io::Result<Bytes>>(BODY_CHANNEL_DEPTH);
-        let mut file = reader.file;
+        let (sender, mut receiver) =
+            mpsc::channel::<Result<Bytes, crate::storage::StorageError>>(BODY_CHANNEL_DEPTH);
+        let chunks = reader.chunks;
         tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut remaining = length;
-            while remaining > 0 {
-                let mut buffer = BytesMut::zeroed(READ_CHUNK.min(remaining as usize));
-                let result = file.read(&mut buffer).and_then(|read| match read {
-                    0 => Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "blob shorter than its size",
-                    )),
-                    read => Ok(read),
-                });
-                let chunk = result.map(|read| {
-                    buffer.truncate(read);
-                    remaining -= read as u64;
-                    buffer.freeze()
-                });
+            for chunk in chunks {
                 let failed = chunk.is_err();
                 if sender.blocking_send(chunk).is_err() || failed {
                     return;
                 }
             }
         });
+        let mut sent = 0;
         while let Some(chunk) = receiver.recv().await {
             let chunk = chunk.map_err(RegistryError::Storage)?;
+            sent += chunk.len() as u64;
             session
                 .write_response_body(chunk, false)
                 .await
                 .map_err(io)?;
+        }
+        if sent != length {
+            // The headers are out: all we can do is cut the connection short.
+            session.set_keepalive(None);
+            return Err(RegistryError::Internal {
+                detail: format!("blob {digest} ended after {sent} of {length} bytes"),
+            }
+            .into());
         }
         session.finish_body().await.map_err(io)?;
         Ok(status)
@@ -919,9 +931,9 @@ impl Gateway {
         let (sender, mut receiver) = mpsc::channel::<Bytes>(BODY_CHANNEL_DEPTH);
         let write_task = tokio::task::spawn_blocking(move || {
             while let Some(chunk) = receiver.blocking_recv() {
-                writer.write(&chunk)?;
+                writer.write(chunk)?;
             }
-            Ok::<_, std::io::Error>(writer)
+            Ok::<_, crate::storage::StorageError>(writer)
         });
 
         let mut read_error = None;
@@ -943,9 +955,12 @@ impl Gateway {
 
         let writer = write_task
             .await
-            .map_err(|join| RegistryError::Storage(std::io::Error::other(join)))?
+            .map_err(|join| RegistryError::Internal {
+                detail: join.to_string(),
+            })?
             .map_err(RegistryError::Storage)?;
-        let size = self.registry.upload_chunk_done(writer);
+        let registry = self.registry.clone();
+        let size = blocking(move || registry.upload_chunk_done(writer)).await?;
         if let Some(error) = read_error {
             // The client went away mid-chunk; what arrived is kept and the session stays
             // resumable from `size`.
@@ -1066,7 +1081,11 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, RegistryError> {
     tokio::task::spawn_blocking(work)
         .await
-        .unwrap_or_else(|join| Err(RegistryError::Storage(std::io::Error::other(join))))
+        .unwrap_or_else(|join| {
+            Err(RegistryError::Internal {
+                detail: join.to_string(),
+            })
+        })
 }
 
 /// A failed read from or write to the client's connection.

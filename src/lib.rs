@@ -13,10 +13,10 @@
 //!    recent successes; JWT checks for bearer tokens).
 //! 4. [`acl`] decides whether that identity may pull, push or delete in that repository;
 //!    nothing reaches the registry engine otherwise.
-//! 5. The [`registry`] engine performs the operation over [`storage`], in the CNCF
-//!    registry's layout; upload bodies stream from the socket through a hashing writer on a
-//!    blocking thread into `_uploads`, and become blobs by an atomic rename once the digest
-//!    matches.
+//! 5. The [`registry`] engine performs the operation over [`storage`] (a data directory or
+//!    an S3 bucket), in the CNCF registry's layout; upload bodies stream from the socket
+//!    through a hashing writer on a blocking thread into `_uploads` (on S3, as multipart
+//!    uploads), and become blobs in one atomic step once the digest matches.
 //! 6. [`gateway::respond`] writes the response or the spec's JSON error, and [`metrics`]
 //!    and the access log record it.
 //!

@@ -30,6 +30,7 @@ pub struct Metrics {
     blobs_stored: IntCounter,
     manifests_stored: IntCounter,
     ldap_unavailable: IntCounter,
+    storage_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -135,6 +136,11 @@ impl Metrics {
                 "ldap_unavailable_total",
                 "Sign-ins that failed because the LDAP directory could not be reached",
             ),
+            storage_errors: counter_vec(
+                "storage_errors_total",
+                "Storage operations that failed after any retries, by backend and operation",
+                &["backend", "operation"],
+            ),
             registry,
         }
     }
@@ -218,6 +224,13 @@ impl Metrics {
     /// A sign-in the directory could not answer.
     pub fn directory_unavailable(&self) {
         self.ldap_unavailable.inc();
+    }
+
+    /// A storage operation failed a request (`backend` and `operation` are fixed names).
+    pub fn storage_error(&self, backend: &str, operation: &str) {
+        self.storage_errors
+            .with_label_values(&[backend, operation])
+            .inc();
     }
 
     /// The text exposition of every metric.

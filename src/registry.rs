@@ -2,40 +2,44 @@
 //! manifests, tags and the catalog. It is a library the gateway calls once a request has
 //! been authenticated and authorised; it knows nothing of HTTP headers or callers.
 //!
-//! Every method does blocking filesystem work: the gateway calls them on tokio's blocking
-//! pool, never on the async threads that serve connections.
+//! It reads and writes through the [`Storage`] trait, in the keys [`Layout`] names, so the
+//! same engine runs on a local directory or an S3 bucket. Every method does blocking
+//! storage work: the gateway calls them on tokio's blocking pool, never on the async threads
+//! that serve connections.
 
 pub mod blob;
 pub mod browse;
 pub mod catalog;
 pub mod delete;
 pub mod error;
+pub mod hash_state;
 pub mod manifest;
 pub mod name;
 pub mod referrers;
 pub mod tag;
 pub mod upload;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::storage::Layout;
+use crate::storage::fs::FsStorage;
+use crate::storage::{Layout, Storage, StorageError};
 
 pub use blob::ByteRange;
 pub use error::RegistryError;
 pub use name::{Digest, Reference, RepositoryName, Tag, UploadId};
 
-/// The registry over one data root.
+/// The registry over one storage backend.
 pub struct Registry {
+    storage: Arc<dyn Storage>,
     layout: Layout,
-    /// Hash state of uploads in progress, so a digest is computed once while bytes stream.
-    /// A session missing here (after a restart) is rehashed from its data file when needed.
-    upload_hashes: Mutex<HashMap<UploadId, upload::HashState>>,
     /// What may be deleted.
     delete: DeleteConfig,
+    /// How long a presigned blob URL lives, when blob pulls are redirected to the store.
+    redirect: Option<Duration>,
 }
 
 /// `storage.delete` in proxy.yaml: whether manifests, tags and blobs may be deleted.
@@ -58,12 +62,24 @@ impl Registry {
     /// # Errors
     /// When the directory cannot be created.
     pub fn open(root: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(root)?;
-        Ok(Registry {
-            layout: Layout::new(root),
-            upload_hashes: Mutex::new(HashMap::new()),
+        Ok(Self::new(Arc::new(FsStorage::open(root)?)))
+    }
+
+    /// A registry over `storage`.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Registry {
+            storage,
+            layout: Layout::new(),
             delete: DeleteConfig::default(),
-        })
+            redirect: None,
+        }
+    }
+
+    /// The same registry answering blob pulls with a redirect to a URL presigned for
+    /// `expiry`, when the backend can make one (off by default).
+    pub fn with_redirect(mut self, expiry: Option<Duration>) -> Self {
+        self.redirect = expiry;
+        self
     }
 
     /// The same registry with deletion configured as `delete` says (off by default).
@@ -80,5 +96,39 @@ impl Registry {
     /// Where this registry keeps things.
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// The backend content is kept in.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Reads a `link` object holding a digest; `None` when it does not exist or is not one.
+    fn read_link(&self, key: &str) -> Result<Option<Digest>, StorageError> {
+        let Some(bytes) = self.storage.read(key)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        Ok(Digest::parse(text.trim()).ok())
+    }
+
+    /// Writes a `link` object pointing at `digest`.
+    fn write_link(&self, key: &str, digest: &Digest) -> Result<(), StorageError> {
+        self.storage.write(key, digest.to_string().as_bytes())
+    }
+
+    /// The digests named by `<algorithm>/<hex>` folders below `folder` (a `_layers`,
+    /// revisions or referrers folder), sorted; folders whose names are not a digest are
+    /// skipped.
+    fn digests_below(&self, folder: &str) -> Result<Vec<Digest>, StorageError> {
+        let mut digests = Vec::new();
+        for algorithm in self.storage.list(folder)? {
+            for hex in self.storage.list(&format!("{folder}/{algorithm}"))? {
+                if let Ok(digest) = Digest::parse(&format!("{algorithm}:{hex}")) {
+                    digests.push(digest);
+                }
+            }
+        }
+        Ok(digests)
     }
 }

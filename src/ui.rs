@@ -241,7 +241,10 @@ impl Ui {
                 tokio::task::spawn_blocking(work)
                     .await
                     .unwrap_or_else(|join| {
-                        Err(RegistryError::Storage(std::io::Error::other(join)).into())
+                        Err(RegistryError::Internal {
+                            detail: join.to_string(),
+                        }
+                        .into())
                     })
             }
         }

@@ -1,9 +1,10 @@
-//! Berth serves a data directory that the CNCF registry (Debian's `docker-registry`) wrote:
-//! docker pushes an image to the CNCF registry, the registry stops, Berth starts on the same
-//! directory, and docker pulls and runs the image through Berth.
+//! Berth serves what the CNCF registry (Debian's `docker-registry`) wrote: docker pushes an
+//! image to the CNCF registry, the registry stops, Berth starts on the same data directory
+//! (or the same S3 bucket and root, written by the registry's S3 driver), and docker pulls
+//! and runs the image through Berth.
 //!
-//! Needs the private dockerd that `tests/run-all.sh` starts (`DOCKER_HOST`), and
-//! `/usr/bin/docker-registry`.
+//! Needs the private dockerd that `tests/run-all.sh` starts (`DOCKER_HOST`),
+//! `/usr/bin/docker-registry`, and for the S3 test the Garage that run-all.sh installs.
 
 mod common;
 
@@ -13,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::docker::{log_tail, write_image_context, Docker, DockerTrust, HELLO_LINE};
+use common::s3::{Bucket, Garage, REGION};
 use common::{free_port, users_block, Berth, PASSWORD};
 
 const CNCF_REGISTRY: &str = "/usr/bin/docker-registry";
@@ -29,27 +31,54 @@ const INHERITED_TRUST: &[&str] = &[
 
 #[test]
 fn berth_serves_what_the_cncf_registry_stored() {
+    serves_what_the_cncf_registry_stored(None);
+}
+
+#[test]
+fn berth_serves_a_bucket_the_cncf_registry_s3_driver_wrote() {
+    serves_what_the_cncf_registry_stored(Some(Garage::shared().bucket()));
+}
+
+/// On the filesystem, or with `bucket` on S3 under the root `/cncf`.
+fn serves_what_the_cncf_registry_stored(bucket: Option<Bucket>) {
     let docker = Docker::new();
     let dir = tempfile::tempdir().unwrap();
 
     // docker pushes a small two-layer image to the CNCF registry over plain HTTP (docker
     // treats 127.0.0.0/8 as an insecure registry).
-    let registry = CncfRegistry::start(dir.path());
+    let storage = match &bucket {
+        None => format!(
+            "  filesystem:\n    rootdirectory: {}\n",
+            dir.path().join("data").display()
+        ),
+        Some(bucket) => format!(
+            "  s3:\n    region: {REGION}\n    regionendpoint: {}\n    bucket: {}\n    \
+             accesskey: {}\n    secretkey: {}\n    rootdirectory: /cncf\n    \
+             secure: false\n    v4auth: true\n  redirect:\n    disable: true\n",
+            bucket.endpoint, bucket.name, bucket.key_id, bucket.secret
+        ),
+    };
+    let registry = CncfRegistry::start(dir.path(), &storage);
+    // The S3 variant's image gets a random layer, so no identical image that the other
+    // variant built can stand in for the blobs its pull must fetch.
     let context = tempfile::tempdir().unwrap();
-    write_image_context(context.path(), 0);
+    let random_layer = if bucket.is_some() { 1024 * 1024 } else { 0 };
+    write_image_context(context.path(), random_layer);
     let cncf_image = format!("127.0.0.1:{}/cncf/hello:v1", registry.port);
     docker.build(context.path(), &cncf_image);
     let pushed = registry.push(&docker, &cncf_image);
     drop(registry);
 
-    // Berth on the same directory: its storage root `data` is where the registry wrote.
-    let berth = Berth::start_in(
-        dir,
-        &format!(
-            "{}acl:\n  - {{users: [alice], repos: [\"cncf/**\"], actions: [pull]}}\n",
-            users_block(&["alice"])
-        ),
+    // Berth on the same directory (its storage root `data` is where the registry wrote) or
+    // the same bucket and root.
+    let body = format!(
+        "{}acl:\n  - {{users: [alice], repos: [\"cncf/**\"], actions: [pull]}}\n",
+        users_block(&["alice"])
     );
+    let berth = match &bucket {
+        None => Berth::start_in(dir, &body),
+        Some(bucket) => Berth::start_on_bucket(bucket, "/cncf", "", "", &body),
+    };
     let _trust = DockerTrust::install(&berth);
 
     let tags = berth
@@ -98,7 +127,8 @@ fn berth_serves_what_the_cncf_registry_stored() {
     docker.run(&["rmi", &berth_image]);
 }
 
-/// A `docker-registry serve` on a free loopback port, storing under `DIR/data`; killed on drop.
+/// A `docker-registry serve` on a free loopback port, storing as `storage` (the YAML lines
+/// below `storage:`) says, with its config and log in `dir`; killed on drop.
 struct CncfRegistry {
     port: u16,
     log: std::path::PathBuf,
@@ -106,7 +136,7 @@ struct CncfRegistry {
 }
 
 impl CncfRegistry {
-    fn start(dir: &Path) -> CncfRegistry {
+    fn start(dir: &Path, storage: &str) -> CncfRegistry {
         let port = free_port();
         let config = dir.join("cncf-registry.yml");
         std::fs::write(
@@ -114,9 +144,8 @@ impl CncfRegistry {
             format!(
                 "version: 0.1\n\
                  log:\n  level: info\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("data").display()
+                 storage:\n{storage}\
+                 http:\n  addr: 127.0.0.1:{port}\n"
             ),
         )
         .expect("write registry config");

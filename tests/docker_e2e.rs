@@ -1,13 +1,14 @@
 //! End-to-end with the real Docker CLI: build, log in, push, remove, pull and run an image
-//! through Berth, and check that access control holds for what docker actually sends.
+//! through Berth, and check that access control holds for what docker actually sends. Every
+//! test runs twice: on the filesystem backend, and (`_s3`) on a bucket of a real Garage.
 //!
-//! Needs the private dockerd that `tests/run-all.sh` starts (`DOCKER_HOST`); without it the
-//! tests fail and say so.
+//! Needs the private dockerd that `tests/run-all.sh` starts (`DOCKER_HOST`) and the Garage
+//! it installs; without them the tests fail and say so.
 
 mod common;
 
 use common::docker::{log_tail, write_image_context, Docker, DockerTrust, HELLO_LINE};
-use common::{metric_sum, metric_value, users_block, Berth, PASSWORD};
+use common::{metric_sum, metric_value, users_block, Berth, StorageKind, PASSWORD};
 
 /// alice may push `team/**` and `public/**`; bob may only pull `team/**`; mallory is a valid
 /// user with no rule at all; anyone may pull `public/**`.
@@ -33,8 +34,27 @@ const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+js
 
 #[test]
 fn docker_push_pull_and_run_a_large_image() {
+    push_pull_and_run_a_large_image(StorageKind::Filesystem);
+}
+
+#[test]
+fn docker_push_pull_and_run_a_large_image_s3() {
+    push_pull_and_run_a_large_image(StorageKind::S3);
+}
+
+#[test]
+fn docker_respects_the_access_control_list() {
+    respects_the_access_control_list(StorageKind::Filesystem);
+}
+
+#[test]
+fn docker_respects_the_access_control_list_s3() {
+    respects_the_access_control_list(StorageKind::S3);
+}
+
+fn push_pull_and_run_a_large_image(storage: StorageKind) {
     let docker = Docker::new();
-    let berth = Berth::start(&config());
+    let berth = Berth::start_on(storage, false, &config());
     let _trust = DockerTrust::install(&berth);
     let before = berth.metrics();
 
@@ -62,7 +82,7 @@ fn docker_push_pull_and_run_a_large_image() {
     let pushed = docker.ok(&["push", &image], Some(&berth)).digest();
     let tag_link = "docker/registry/v2/repositories/team/app/_manifests/tags/v1/current/link";
     assert!(
-        berth.data_root().join(tag_link).is_file(),
+        berth.has_object(tag_link),
         "push left no tag link at {tag_link}"
     );
 
@@ -101,10 +121,9 @@ fn docker_push_pull_and_run_a_large_image() {
     docker.run(&["rmi", &image]);
 }
 
-#[test]
-fn docker_respects_the_access_control_list() {
+fn respects_the_access_control_list(storage: StorageKind) {
     let alice = Docker::new();
-    let berth = Berth::start(&config());
+    let berth = Berth::start_on(storage, false, &config());
     let _trust = DockerTrust::install(&berth);
     let client = berth.client();
     let team_image = format!("{}/team/app:v1", berth.host());

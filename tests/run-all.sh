@@ -62,6 +62,20 @@ if [[ ! -d tests/ui/node_modules/playwright-core ]] ||
     (cd tests/ui && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
 
+# --- Garage, the S3-compatible store ------------------------------------------------------
+# The S3 tests start Garage (tests/common/s3.rs). It comes from crates.io, built once (about
+# ten minutes on two cores) into a cache outside the work tree, so fresh clones on the same
+# machine reuse it, and rebuilt only when the pinned version changes.
+garage_version=2.5.0
+garage_root=${BERTH_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/tools}
+garage=$garage_root/bin/garage
+if [[ ! -x $garage ]] || [[ $("$garage" --version 2>/dev/null) != *"$garage_version"* ]]; then
+    echo "run-all.sh: building garage $garage_version into $garage_root (takes a while, once)"
+    cargo install --locked --root "$garage_root" --version "$garage_version" \
+        --no-default-features --features bundled-libs,sqlite garage
+fi
+export BERTH_GARAGE=$garage
+
 # --- a private dockerd -----------------------------------------------------------------
 trap stop_private_dockerd EXIT
 start_private_dockerd

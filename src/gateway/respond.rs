@@ -247,7 +247,13 @@ pub async fn refusal(
     challenge: &Challenge,
 ) -> StatusCode {
     let (status, code) = refusal.status_and_code();
-    let message = if refusal.is_server_fault() {
+    let message = if let Refusal::Registry(error @ RegistryError::Storage(storage)) = refusal {
+        if storage.is_unavailable() {
+            error.message()
+        } else {
+            "internal error; the registry logged the details".to_string()
+        }
+    } else if refusal.is_server_fault() {
         "internal error; the registry logged the details".to_string()
     } else {
         refusal.to_string()

@@ -1,15 +1,13 @@
 //! Blobs: content-addressed bytes shared by every repository, made visible to one repository
 //! by a `_layers` link. Reads check the link, so a repository never serves another's blob.
 
-use std::fs::File;
-use std::io::{Seek, SeekFrom};
-
 use super::{Digest, Registry, RegistryError, RepositoryName};
-use crate::storage::fs;
+use crate::storage::{ByteStream, StorageError};
 
-/// An open blob ready to stream: the file positioned at the first byte to send.
+/// An open blob ready to stream, from the first byte to send.
 pub struct BlobReader {
-    pub file: File,
+    /// The bytes of `range`, in chunks.
+    pub chunks: ByteStream,
     /// Total size of the blob.
     pub size: u64,
     /// The inclusive byte range being sent; the whole blob when no range was asked for.
@@ -35,10 +33,16 @@ impl Registry {
         repository: &RepositoryName,
         digest: &Digest,
     ) -> Result<u64, RegistryError> {
-        if fs::read_link(&self.layout.layer_link(repository, digest))?.as_ref() != Some(digest) {
+        if self
+            .read_link(&self.layout.layer_link(repository, digest))?
+            .as_ref()
+            != Some(digest)
+        {
             return Err(RegistryError::BlobUnknown);
         }
-        fs::file_size(&self.layout.blob_data(digest))?.ok_or(RegistryError::BlobUnknown)
+        self.storage
+            .size(&self.layout.blob_data(digest))?
+            .ok_or(RegistryError::BlobUnknown)
     }
 
     /// Opens a blob for reading, optionally a byte range of it.
@@ -53,7 +57,6 @@ impl Registry {
         range: Option<ByteRange>,
     ) -> Result<BlobReader, RegistryError> {
         let size = self.blob_size(repository, digest)?;
-        let mut file = File::open(self.layout.blob_data(digest))?;
 
         let unsatisfiable = RegistryError::RangeNotSatisfiable { size };
         let (first, last) = match range {
@@ -65,14 +68,34 @@ impl Registry {
             Some(ByteRange::Suffix(count)) if count == 0 || size == 0 => return Err(unsatisfiable),
             Some(ByteRange::Suffix(count)) => (size - count.min(size), size - 1),
         };
-        if first > 0 {
-            file.seek(SeekFrom::Start(first))?;
-        }
+        let length = if size == 0 { 0 } else { last - first + 1 };
+        let chunks = self
+            .storage
+            .open(&self.layout.blob_data(digest), first, length)?;
         Ok(BlobReader {
-            file,
+            chunks,
             size,
             range: (first, last),
         })
+    }
+
+    /// A short-lived URL the client may fetch the blob from directly, when blob pulls are
+    /// redirected (`storage.s3.redirect`) and the backend can presign; `None` otherwise.
+    ///
+    /// # Errors
+    /// [`RegistryError::BlobUnknown`] when the repository does not hold the blob.
+    pub fn blob_redirect(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<String>, RegistryError> {
+        let Some(expiry) = self.redirect else {
+            return Ok(None);
+        };
+        self.blob_size(repository, digest)?;
+        Ok(self
+            .storage
+            .presign(&self.layout.blob_data(digest), expiry)?)
     }
 
     /// Makes a blob that `from` holds visible in `repository` too, without copying it.
@@ -90,7 +113,7 @@ impl Registry {
             Err(RegistryError::BlobUnknown) => return Ok(false),
             Err(error) => return Err(error),
         }
-        fs::write_link(&self.layout.layer_link(repository, digest), digest)?;
+        self.write_link(&self.layout.layer_link(repository, digest), digest)?;
         Ok(true)
     }
 
@@ -102,7 +125,7 @@ impl Registry {
         candidates: &[RepositoryName],
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
-        if fs::file_size(&self.layout.blob_data(digest))?.is_none() {
+        if self.storage.size(&self.layout.blob_data(digest))?.is_none() {
             return Ok(false);
         }
         for from in candidates {
@@ -118,11 +141,11 @@ impl Registry {
         &self,
         repository: &RepositoryName,
         digest: &Digest,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), StorageError> {
         let link = self.layout.layer_link(repository, digest);
-        if fs::read_link(&link)?.as_ref() == Some(digest) {
+        if self.read_link(&link)?.as_ref() == Some(digest) {
             return Ok(());
         }
-        fs::write_link(&link, digest)
+        self.write_link(&link, digest)
     }
 }

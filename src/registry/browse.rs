@@ -6,7 +6,6 @@
 use std::time::SystemTime;
 
 use super::{Digest, Reference, Registry, RegistryError, RepositoryName};
-use crate::storage::fs;
 
 /// One tag as stored: the digest its `current` link names and when that link was written.
 #[derive(Debug, Clone)]
@@ -29,14 +28,13 @@ impl Registry {
         if !self.repository_exists(repository) {
             return Err(RegistryError::NameUnknown);
         }
-        let tags = self.layout.tags(repository);
         let mut found = Vec::new();
-        for tag in fs::list_dirs(&tags)? {
-            let link = tags.join(&tag).join("current/link");
-            let Some(digest) = fs::read_link(&link)? else {
+        for tag in self.storage.list(&self.layout.tags(repository))? {
+            let link = self.layout.tag_current_link_named(repository, &tag);
+            let Some(digest) = self.read_link(&link)? else {
                 continue;
             };
-            let pushed = std::fs::metadata(&link).and_then(|m| m.modified()).ok();
+            let pushed = self.storage.modified(&link)?;
             found.push(TagLink {
                 tag,
                 digest,
@@ -51,9 +49,7 @@ impl Registry {
     /// # Errors
     /// Only storage failures; a missing repository has none.
     pub fn revisions(&self, repository: &RepositoryName) -> Result<Vec<Digest>, RegistryError> {
-        Ok(fs::digests_below(
-            &self.layout.manifest_revisions(repository),
-        )?)
+        Ok(self.digests_below(&self.layout.manifest_revisions(repository))?)
     }
 
     /// When a manifest revision was first linked into the repository.
@@ -63,7 +59,7 @@ impl Registry {
         digest: &Digest,
     ) -> Option<SystemTime> {
         let link = self.layout.manifest_revision_link(repository, digest);
-        std::fs::metadata(link).and_then(|m| m.modified()).ok()
+        self.storage.modified(&link).ok().flatten()
     }
 
     /// The content of a blob linked into `repository`, when it is at most `limit` bytes;
@@ -81,7 +77,7 @@ impl Registry {
         if size > limit {
             return Ok(None);
         }
-        Ok(Some(std::fs::read(self.layout.blob_data(digest))?))
+        Ok(self.storage.read(&self.layout.blob_data(digest))?)
     }
 
     /// The digest a tag or digest names in `repository`.
@@ -98,10 +94,9 @@ impl Registry {
 
     /// Whether `repository` exists (holds a `_manifests` folder).
     pub fn repository_exists(&self, repository: &RepositoryName) -> bool {
-        self.layout
-            .repository(repository)
-            .join("_manifests")
-            .is_dir()
+        self.storage
+            .list(&self.layout.repository(repository))
+            .is_ok_and(|folders| folders.iter().any(|folder| folder == "_manifests"))
     }
 }
 
@@ -117,8 +112,8 @@ pub(super) fn registry_with_image(
     let config_digest = Digest::sha256_of(b"{}");
     let id = registry.upload_start(&repository).unwrap();
     let mut writer = registry.upload_append(&repository, &id, None).unwrap();
-    writer.write(b"{}").unwrap();
-    registry.upload_chunk_done(writer);
+    writer.write(bytes::Bytes::from_static(b"{}")).unwrap();
+    registry.upload_chunk_done(writer).unwrap();
     registry
         .upload_complete(&repository, &id, &config_digest)
         .unwrap();

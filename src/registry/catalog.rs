@@ -2,10 +2,8 @@
 //! directories that hold `_manifests`, as the CNCF registry does. Mounts without `from` walk
 //! the same way for directories that hold `_layers`.
 
-use std::path::Path;
-
 use super::{Registry, RegistryError, RepositoryName};
-use crate::storage::fs;
+use crate::storage::StorageError;
 
 impl Registry {
     /// Every repository, in lexical order. The gateway filters it by what the caller may see.
@@ -20,35 +18,43 @@ impl Registry {
 
     fn repositories_holding(&self, marker: &str) -> Result<Vec<RepositoryName>, RegistryError> {
         let mut found = Vec::new();
-        walk(&self.layout.repositories(), "", marker, &mut found)?;
+        let root = self.layout.repositories();
+        let top = self.storage.list(&root)?;
+        self.walk(&root, "", top, marker, &mut found)?;
         found.sort();
         Ok(found)
     }
-}
 
-fn walk(
-    dir: &Path,
-    prefix: &str,
-    marker: &str,
-    found: &mut Vec<RepositoryName>,
-) -> std::io::Result<()> {
-    for entry in fs::list_dirs(dir)? {
-        // `_layers`, `_manifests` and `_uploads` belong to the repository above.
-        if entry.starts_with('_') {
-            continue;
-        }
-        let name = if prefix.is_empty() {
-            entry.clone()
-        } else {
-            format!("{prefix}/{entry}")
-        };
-        let path = dir.join(&entry);
-        if path.join(marker).is_dir() {
-            if let Ok(repository) = RepositoryName::parse(&name) {
-                found.push(repository);
+    /// Looks at each of `entries`, the folders of `folder`: one whose own folders include
+    /// `marker` is a repository; every one may hold more repositories below. Each folder is
+    /// listed once.
+    fn walk(
+        &self,
+        folder: &str,
+        prefix: &str,
+        entries: Vec<String>,
+        marker: &str,
+        found: &mut Vec<RepositoryName>,
+    ) -> Result<(), StorageError> {
+        for entry in entries {
+            // `_layers`, `_manifests` and `_uploads` belong to the repository above.
+            if entry.starts_with('_') {
+                continue;
             }
+            let name = if prefix.is_empty() {
+                entry.clone()
+            } else {
+                format!("{prefix}/{entry}")
+            };
+            let path = format!("{folder}/{entry}");
+            let below = self.storage.list(&path)?;
+            if below.iter().any(|child| child == marker) {
+                if let Ok(repository) = RepositoryName::parse(&name) {
+                    found.push(repository);
+                }
+            }
+            self.walk(&path, &name, below, marker, found)?;
         }
-        walk(&path, &name, marker, found)?;
+        Ok(())
     }
-    Ok(())
 }

@@ -13,7 +13,7 @@
 
 use super::manifest::ManifestFields;
 use super::{Digest, Reference, Registry, RegistryError, RepositoryName};
-use crate::storage::fs;
+use crate::storage::layout::digest_dir;
 
 impl Registry {
     /// Deletes a manifest by digest, or a tag by name.
@@ -33,8 +33,8 @@ impl Registry {
         let digest = match reference {
             Reference::Tag(tag) => {
                 self.resolve(repository, reference)?;
-                let folder = self.layout.tags(repository).join(tag.as_str());
-                fs::remove_dir_all_if_present(&folder)?;
+                let folder = self.layout.tag(repository, tag.as_str());
+                self.storage.delete_all(&folder)?;
                 return Ok(());
             }
             Reference::Digest(digest) => digest,
@@ -51,7 +51,7 @@ impl Registry {
         }
 
         // The referrers entry first: it is only an index over revision links.
-        if let Ok(bytes) = std::fs::read(self.layout.blob_data(digest)) {
+        if let Some(bytes) = self.storage.read(&self.layout.blob_data(digest))? {
             let subject = ManifestFields::parse(&bytes)
                 .ok()
                 .and_then(|fields| fields.subject)
@@ -60,16 +60,15 @@ impl Registry {
                 self.unlink_referrer(repository, &subject, digest)?;
             }
         }
-        for tag in fs::list_dirs(&self.layout.tags(repository))? {
-            let folder = self.layout.tags(repository).join(&tag);
-            if fs::read_link(&folder.join("current/link"))?.as_ref() == Some(digest) {
-                fs::remove_dir_all_if_present(&folder)?;
+        for tag in self.storage.list(&self.layout.tags(repository))? {
+            let current = self.layout.tag_current_link_named(repository, &tag);
+            if self.read_link(&current)?.as_ref() == Some(digest) {
+                self.storage
+                    .delete_all(&self.layout.tag(repository, &tag))?;
             }
         }
-        let revision = self.layout.manifest_revision_link(repository, digest);
-        if let Some(folder) = revision.parent() {
-            fs::remove_dir_all_if_present(folder)?;
-        }
+        let revisions = self.layout.manifest_revisions(repository);
+        self.storage.delete_all(&digest_dir(&revisions, digest))?;
         Ok(())
     }
 
@@ -87,10 +86,8 @@ impl Registry {
             return Err(RegistryError::Unsupported);
         }
         self.blob_size(repository, digest)?;
-        let link = self.layout.layer_link(repository, digest);
-        if let Some(folder) = link.parent() {
-            fs::remove_dir_all_if_present(folder)?;
-        }
+        let layers = format!("{}/_layers", self.layout.repository(repository));
+        self.storage.delete_all(&digest_dir(&layers, digest))?;
         Ok(())
     }
 
@@ -102,8 +99,8 @@ impl Registry {
     ) -> Result<Option<Digest>, RegistryError> {
         let wanted = digest.to_string();
         let revisions = self.layout.manifest_revisions(repository);
-        for candidate in fs::digests_below(&revisions)? {
-            let Ok(bytes) = std::fs::read(self.layout.blob_data(&candidate)) else {
+        for candidate in self.digests_below(&revisions)? {
+            let Some(bytes) = self.storage.read(&self.layout.blob_data(&candidate))? else {
                 continue;
             };
             let Ok(fields) = ManifestFields::parse(&bytes) else {

@@ -4,6 +4,7 @@
 use http::StatusCode;
 
 use super::{RepositoryName, UploadId};
+use crate::storage::StorageError;
 
 /// Everything the registry engine can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +73,12 @@ pub enum RegistryError {
 
     /// Storage failed underneath us; details are logged, not sent.
     #[error("storage failure")]
-    Storage(#[from] std::io::Error),
+    Storage(#[from] StorageError),
+
+    /// Something on our side failed outside storage (a worker thread died, the connection
+    /// broke while answering): `detail` says what, for the log.
+    #[error("internal failure")]
+    Internal { detail: String },
 }
 
 impl RegistryError {
@@ -92,7 +98,8 @@ impl RegistryError {
             RegistryError::NameUnknown => "NAME_UNKNOWN",
             RegistryError::Unsupported | RegistryError::ManifestReferenced { .. } => "UNSUPPORTED",
             RegistryError::RangeNotSatisfiable { .. } => "BLOB_UNKNOWN",
-            RegistryError::Storage(_) => "UNKNOWN",
+            RegistryError::Storage(error) if error.is_unavailable() => "UNAVAILABLE",
+            RegistryError::Storage(_) | RegistryError::Internal { .. } => "UNKNOWN",
         }
     }
 
@@ -114,7 +121,12 @@ impl RegistryError {
             RegistryError::RangeInvalid { .. } | RegistryError::RangeNotSatisfiable { .. } => {
                 StatusCode::RANGE_NOT_SATISFIABLE
             }
-            RegistryError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RegistryError::Storage(error) if error.is_unavailable() => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            RegistryError::Storage(_) | RegistryError::Internal { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -139,6 +151,20 @@ impl RegistryError {
 
     /// Whether the failure is ours rather than the client's (logged at error level).
     pub fn is_server_fault(&self) -> bool {
-        matches!(self, RegistryError::Storage(_))
+        matches!(
+            self,
+            RegistryError::Storage(_) | RegistryError::Internal { .. }
+        )
+    }
+
+    /// The message sent to the client: the variant's text, except that an unreachable
+    /// store says so, and that the client should retry.
+    pub fn message(&self) -> String {
+        match self {
+            RegistryError::Storage(error) if error.is_unavailable() => {
+                "storage backend unavailable; nothing was stored, retry later".to_string()
+            }
+            other => other.to_string(),
+        }
     }
 }

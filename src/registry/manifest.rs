@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::{Digest, Reference, Registry, RegistryError, RepositoryName, Tag};
-use crate::storage::fs;
+use crate::storage::StorageError;
 
 /// Largest manifest accepted, as in the CNCF registry.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -141,16 +141,16 @@ impl Registry {
         // Content first, then the revision link, then the tag: a reader following any link
         // always finds what it points at.
         let data = self.layout.blob_data(&digest);
-        if fs::file_size(&data)?.is_none() {
-            fs::write_atomic(&data, bytes)?;
+        if self.storage.size(&data)?.is_none() {
+            self.storage.write(&data, bytes)?;
         }
-        fs::write_link(
+        self.write_link(
             &self.layout.manifest_revision_link(repository, &digest),
             &digest,
         )?;
         if let Some(subject) = &subject {
             let link = self.layout.referrer_link(repository, subject, &digest);
-            fs::write_link(&link, &digest)?;
+            self.write_link(&link, &digest)?;
         }
         if let Reference::Tag(tag) = reference {
             self.tag_set(repository, tag, &digest)?;
@@ -168,13 +168,10 @@ impl Registry {
         reference: &Reference,
     ) -> Result<Manifest, RegistryError> {
         let digest = self.resolve(repository, reference)?;
-        let bytes = match std::fs::read(self.layout.blob_data(&digest)) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RegistryError::ManifestUnknown)
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let bytes = self
+            .storage
+            .read(&self.layout.blob_data(&digest))?
+            .ok_or(RegistryError::ManifestUnknown)?;
         let media_type = ManifestFields::parse(&bytes)
             .map(|fields| fields.media_type())
             .unwrap_or_else(|_| OCI_MANIFEST.to_string());
@@ -193,10 +190,11 @@ impl Registry {
     ) -> Result<Digest, RegistryError> {
         let digest = match reference {
             Reference::Digest(digest) => digest.clone(),
-            Reference::Tag(tag) => fs::read_link(&self.layout.tag_current_link(repository, tag))?
+            Reference::Tag(tag) => self
+                .read_link(&self.layout.tag_current_link(repository, tag))?
                 .ok_or(RegistryError::ManifestUnknown)?,
         };
-        let link = fs::read_link(&self.layout.manifest_revision_link(repository, &digest))?;
+        let link = self.read_link(&self.layout.manifest_revision_link(repository, &digest))?;
         if link.as_ref() != Some(&digest) {
             return Err(RegistryError::ManifestUnknown);
         }
@@ -220,7 +218,7 @@ impl Registry {
             for child in fields.manifests.iter().flatten() {
                 let digest = parse(&child.digest)?;
                 let link = self.layout.manifest_revision_link(repository, &digest);
-                if fs::read_link(&link)?.as_ref() != Some(&digest) {
+                if self.read_link(&link)?.as_ref() != Some(&digest) {
                     return Err(unknown(&child.digest));
                 }
             }
@@ -256,10 +254,10 @@ impl Registry {
         &self,
         repository: &RepositoryName,
         digest: &Digest,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), StorageError> {
         let data = self.layout.blob_data(digest);
-        if fs::file_size(&data)?.is_none() {
-            fs::write_atomic(&data, EMPTY_JSON)?;
+        if self.storage.size(&data)?.is_none() {
+            self.storage.write(&data, EMPTY_JSON)?;
         }
         self.link_layer(repository, digest)
     }
@@ -270,9 +268,9 @@ impl Registry {
         repository: &RepositoryName,
         tag: &Tag,
         digest: &Digest,
-    ) -> std::io::Result<()> {
-        fs::write_link(&self.layout.tag_index_link(repository, tag, digest), digest)?;
-        fs::write_link(&self.layout.tag_current_link(repository, tag), digest)
+    ) -> Result<(), StorageError> {
+        self.write_link(&self.layout.tag_index_link(repository, tag, digest), digest)?;
+        self.write_link(&self.layout.tag_current_link(repository, tag), digest)
     }
 }
 
@@ -350,8 +348,8 @@ mod tests {
 
         let id = registry.upload_start(&repository).unwrap();
         let mut writer = registry.upload_append(&repository, &id, None).unwrap();
-        writer.write(b"{}").unwrap();
-        registry.upload_chunk_done(writer);
+        writer.write(bytes::Bytes::from_static(b"{}")).unwrap();
+        registry.upload_chunk_done(writer).unwrap();
         registry.upload_complete(&repository, &id, &config).unwrap();
 
         let digest = registry

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::manifest::{ManifestFields, OCI_INDEX};
 use super::{Digest, Registry, RegistryError, RepositoryName};
-use crate::storage::fs;
+use crate::storage::layout::digest_dir;
+use crate::storage::StorageError;
 
 /// One entry of a referrers answer: a descriptor of a manifest whose `subject` was asked for.
 #[derive(Debug, Clone, Serialize)]
@@ -45,7 +46,7 @@ impl Registry {
     ) -> Result<Vec<Referrer>, RegistryError> {
         let folder = self.layout.referrers(repository, subject);
         let mut found = Vec::new();
-        for digest in fs::digests_below(&folder)? {
+        for digest in self.digests_below(&folder)? {
             if let Some(referrer) = self.referrer(repository, &digest)? {
                 found.push(referrer);
             }
@@ -64,13 +65,11 @@ impl Registry {
         digest: &Digest,
     ) -> Result<Option<Referrer>, RegistryError> {
         let revision = self.layout.manifest_revision_link(repository, digest);
-        if fs::read_link(&revision)?.as_ref() != Some(digest) {
+        if self.read_link(&revision)?.as_ref() != Some(digest) {
             return Ok(None);
         }
-        let bytes = match std::fs::read(self.layout.blob_data(digest)) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error.into()),
+        let Some(bytes) = self.storage.read(&self.layout.blob_data(digest))? else {
+            return Ok(None);
         };
         let Ok(fields) = ManifestFields::parse(&bytes) else {
             return Ok(None);
@@ -97,11 +96,8 @@ impl Registry {
         repository: &RepositoryName,
         subject: &Digest,
         referrer: &Digest,
-    ) -> std::io::Result<()> {
-        let link = self.layout.referrer_link(repository, subject, referrer);
-        match link.parent() {
-            Some(folder) => fs::remove_dir_all_if_present(folder),
-            None => Ok(()),
-        }
+    ) -> Result<(), StorageError> {
+        let folder = digest_dir(&self.layout.referrers(repository, subject), referrer);
+        self.storage.delete_all(&folder)
     }
 }

@@ -1,7 +1,6 @@
 //! Tags of one repository, listed from `_manifests/tags`.
 
 use super::{Digest, Registry, RegistryError, RepositoryName, Tag};
-use crate::storage::fs;
 
 impl Registry {
     /// The repository's tags in lexical order.
@@ -9,18 +8,14 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::NameUnknown`] when the repository does not exist.
     pub fn tags(&self, repository: &RepositoryName) -> Result<Vec<String>, RegistryError> {
-        if !self
-            .layout
-            .repository(repository)
-            .join("_manifests")
-            .is_dir()
-        {
+        let folders = self.storage.list(&self.layout.repository(repository))?;
+        if !folders.iter().any(|folder| folder == "_manifests") {
             return Err(RegistryError::NameUnknown);
         }
         let mut tags = Vec::new();
-        for tag in fs::list_dirs(&self.layout.tags(repository))? {
-            let current = self.layout.tags(repository).join(&tag).join("current/link");
-            if current.is_file() {
+        for tag in self.storage.list(&self.layout.tags(repository))? {
+            let current = self.layout.tag_current_link_named(repository, &tag);
+            if self.storage.size(&current)?.is_some() {
                 tags.push(tag);
             }
         }
@@ -37,9 +32,7 @@ impl Registry {
         repository: &RepositoryName,
         tag: &Tag,
     ) -> Result<Option<Digest>, RegistryError> {
-        Ok(fs::read_link(
-            &self.layout.tag_current_link(repository, tag),
-        )?)
+        Ok(self.read_link(&self.layout.tag_current_link(repository, tag))?)
     }
 
     /// The tags that point at `digest` now, in lexical order; a delete by digest removes
@@ -53,9 +46,9 @@ impl Registry {
         digest: &Digest,
     ) -> Result<Vec<String>, RegistryError> {
         let mut naming = Vec::new();
-        for tag in fs::list_dirs(&self.layout.tags(repository))? {
-            let link = self.layout.tags(repository).join(&tag).join("current/link");
-            if fs::read_link(&link)?.as_ref() == Some(digest) {
+        for tag in self.storage.list(&self.layout.tags(repository))? {
+            let link = self.layout.tag_current_link_named(repository, &tag);
+            if self.read_link(&link)?.as_ref() == Some(digest) {
                 naming.push(tag);
             }
         }

@@ -1,51 +1,45 @@
-//! Upload sessions: a blob arrives in one or more chunks into `_uploads/<id>/data`, is hashed
-//! as it streams, and becomes a blob only when the client's digest matches what was stored.
-//! A mismatch, an abandoned session or a crash never leaves a partial blob visible: the
-//! blob appears by one rename of a complete, fsynced file.
+//! Upload sessions: a blob arrives in one or more chunks into the session's folder
+//! (`_uploads/<id>`), is hashed as it streams, and becomes a blob only when the client's
+//! digest matches what was stored. A mismatch, an abandoned session or a crash never leaves a
+//! partial blob visible: the backend makes the blob appear in one atomic step.
+//!
+//! The running SHA-256 is saved in the session after every chunk
+//! (`hashstates/sha256/<offset>`, see [`super::hash_state`]), so the next chunk continues
+//! it on whichever node receives it, and completing a session needs no second pass over
+//! its bytes. A session without a saved state for its size (one a crash interrupted between
+//! the chunk and the state) is hashed again from its bytes, once. `sha512` digests are always
+//! computed that way, at completion.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use bytes::Bytes;
+use sha2::{Digest as _, Sha512};
 
-use sha2::{Digest as _, Sha256, Sha512};
-
+use super::hash_state::HashState;
 use super::name::Algorithm;
 use super::{Digest, Registry, RegistryError, RepositoryName, UploadId};
-use crate::storage::fs;
-
-/// How far an upload has got and the running sha256 of its bytes.
-#[derive(Clone)]
-pub struct HashState {
-    offset: u64,
-    sha256: Sha256,
-}
+use crate::storage::{ByteStream, ChunkWriter, StorageError};
 
 /// Appends one chunk to an upload session; created by [`Registry::upload_append`] and handed
 /// back with [`Registry::upload_chunk_done`]. Runs on a blocking thread.
 pub struct UploadWriter {
-    file: File,
+    chunk: Box<dyn ChunkWriter>,
+    repository: RepositoryName,
     id: UploadId,
-    state: HashState,
+    hash: HashState,
 }
 
 impl UploadWriter {
-    /// Writes and hashes `chunk`. On failure the file is cut back to where the chunk began,
-    /// so file and hash never disagree.
+    /// Stores and hashes `chunk`.
     ///
     /// # Errors
-    /// The write's I/O error (disk full, for one).
-    pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        if let Err(error) = self.file.write_all(chunk) {
-            let _ = self.file.set_len(self.state.offset);
-            return Err(error);
-        }
-        self.state.sha256.update(chunk);
-        self.state.offset += chunk.len() as u64;
-        Ok(())
+    /// The backend's failure; the session then keeps the size it had before this chunk.
+    pub fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        self.hash.update(&chunk);
+        self.chunk.write(chunk)
     }
 
-    /// Bytes in the session so far.
+    /// Bytes in the session so far, this chunk included.
     pub fn offset(&self) -> u64 {
-        self.state.offset
+        self.hash.length()
     }
 }
 
@@ -53,35 +47,23 @@ impl Registry {
     /// Starts an upload session in `repository`.
     pub fn upload_start(&self, repository: &RepositoryName) -> Result<UploadId, RegistryError> {
         let id = UploadId::generate();
-        let dir = self.layout.upload_dir(repository, &id);
-        std::fs::create_dir_all(&dir)?;
-        File::create(dir.join("data"))?;
-        let started_at = humantime_now();
-        std::fs::write(dir.join("startedat"), started_at)?;
-
-        self.upload_hashes
-            .lock()
-            .expect("upload hash map lock poisoned")
-            .insert(
-                id.clone(),
-                HashState {
-                    offset: 0,
-                    sha256: Sha256::new(),
-                },
-            );
+        let upload = self.layout.upload_dir(repository, &id);
+        self.storage.upload_create(&upload)?;
+        self.save_hash_state(repository, &id, &HashState::new())?;
         Ok(id)
     }
 
     /// Bytes received so far by a session.
     ///
     /// # Errors
-    /// [`RegistryError::BlobUploadUnknown`] when the session does not exist here.
+    /// [`RegistryError::BlobUploadUnknown`] when the session does not exist.
     pub fn upload_size(
         &self,
         repository: &RepositoryName,
         id: &UploadId,
     ) -> Result<u64, RegistryError> {
-        fs::file_size(&self.layout.upload_data(repository, id))?
+        self.storage
+            .upload_size(&self.layout.upload_dir(repository, id))?
             .ok_or(RegistryError::BlobUploadUnknown)
     }
 
@@ -97,37 +79,42 @@ impl Registry {
         id: &UploadId,
         start: Option<u64>,
     ) -> Result<UploadWriter, RegistryError> {
-        let state = self.take_hash_state(repository, id)?;
-        if let Some(start) = start {
-            if start != state.offset {
-                self.put_hash_state(id, state.clone());
-                return Err(RegistryError::RangeInvalid {
-                    repository: repository.clone(),
-                    id: id.clone(),
-                    current_size: state.offset,
-                });
-            }
+        let size = self.upload_size(repository, id)?;
+        if start.is_some_and(|start| start != size) {
+            return Err(RegistryError::RangeInvalid {
+                repository: repository.clone(),
+                id: id.clone(),
+                current_size: size,
+            });
         }
-        let file = match fs::open_append(&self.layout.upload_data(repository, id)) {
-            Ok(file) => file,
-            Err(error) => {
-                self.put_hash_state(id, state);
-                return Err(error.into());
-            }
-        };
+        let hash = self.hash_state(repository, id, size)?;
+        let upload = self.layout.upload_dir(repository, id);
+        let chunk = self.storage.upload_append(&upload, size)?;
         Ok(UploadWriter {
-            file,
+            chunk,
+            repository: repository.clone(),
             id: id.clone(),
-            state,
+            hash,
         })
     }
 
-    /// Hands a writer back after its chunk, keeping the hash for the next one; returns the
-    /// session's size.
-    pub fn upload_chunk_done(&self, writer: UploadWriter) -> u64 {
-        let offset = writer.state.offset;
-        self.put_hash_state(&writer.id, writer.state);
-        offset
+    /// Makes a writer's chunk part of its session and saves the hash for the next one;
+    /// returns the session's size.
+    ///
+    /// # Errors
+    /// The backend's failure; the session then keeps the size it had before this chunk.
+    pub fn upload_chunk_done(&self, writer: UploadWriter) -> Result<u64, RegistryError> {
+        let UploadWriter {
+            chunk,
+            repository,
+            id,
+            hash,
+        } = writer;
+        chunk.finish()?;
+        // Limitation: a crash here leaves the chunk without its hash state; the next chunk
+        // or the completion then hashes the session's bytes again from storage.
+        self.save_hash_state(&repository, &id, &hash)?;
+        Ok(hash.length())
     }
 
     /// Completes a session: checks the bytes against `digest`, then makes them the blob
@@ -142,30 +129,29 @@ impl Registry {
         id: &UploadId,
         digest: &Digest,
     ) -> Result<u64, RegistryError> {
-        let state = self.take_hash_state(repository, id)?;
-        let data = self.layout.upload_data(repository, id);
-        let upload_dir = self.layout.upload_dir(repository, id);
+        let size = self.upload_size(repository, id)?;
+        let upload = self.layout.upload_dir(repository, id);
 
         // The client's digest is a claim; the bytes we stored are the truth.
         let actual = match digest.algorithm() {
-            Algorithm::Sha256 => Digest::from_sha256(state.sha256.finalize().into()),
-            Algorithm::Sha512 => hash_file_sha512(&data)?,
+            Algorithm::Sha256 => self.hash_state(repository, id, size)?.digest(),
+            Algorithm::Sha512 => {
+                let mut sha512 = Sha512::new();
+                hash_stream(self.storage.upload_read(&upload)?, |c| sha512.update(c))?;
+                Digest::from_sha512(sha512.finalize().into())
+            }
         };
         if &actual != digest {
-            fs::remove_dir_all_if_present(&upload_dir)?;
+            self.storage.upload_cancel(&upload)?;
             return Err(RegistryError::DigestInvalid {
                 detail: format!("content hashes to {actual}, not {digest}"),
             });
         }
 
-        let target = self.layout.blob_data(digest);
-        if fs::file_size(&target)?.is_none() {
-            File::open(&data)?.sync_all()?;
-            fs::rename_durable(&data, &target)?;
-        }
+        self.storage
+            .upload_commit(&upload, &self.layout.blob_data(digest))?;
         self.link_layer(repository, digest)?;
-        fs::remove_dir_all_if_present(&upload_dir)?;
-        Ok(state.offset)
+        Ok(size)
     }
 
     /// Cancels a session and deletes what it received.
@@ -174,70 +160,53 @@ impl Registry {
         repository: &RepositoryName,
         id: &UploadId,
     ) -> Result<(), RegistryError> {
-        self.take_hash_state(repository, id)?;
-        fs::remove_dir_all_if_present(&self.layout.upload_dir(repository, id))?;
+        self.upload_size(repository, id)?;
+        self.storage
+            .upload_cancel(&self.layout.upload_dir(repository, id))?;
         Ok(())
     }
 
-    /// Takes a session's hash state out of the map, or rebuilds it from the data file when
-    /// the process restarted since the last chunk.
-    fn take_hash_state(
+    /// The session's hash after its first `size` bytes: the saved one, or else computed
+    /// again from the bytes in storage.
+    fn hash_state(
         &self,
         repository: &RepositoryName,
         id: &UploadId,
+        size: u64,
     ) -> Result<HashState, RegistryError> {
-        let data = self.layout.upload_data(repository, id);
-        let Some(size) = fs::file_size(&data)? else {
-            return Err(RegistryError::BlobUploadUnknown);
-        };
-        let cached = self
-            .upload_hashes
-            .lock()
-            .expect("upload hash map lock poisoned")
-            .remove(id);
-        match cached {
-            Some(state) if state.offset == size => Ok(state),
-            _ => Ok(hash_file_sha256(&data)?),
+        let key = self.layout.upload_hash_state(repository, id, size);
+        let saved = self
+            .storage
+            .read(&key)?
+            .and_then(|b| HashState::from_bytes(&b));
+        if let Some(state) = saved.filter(|state| state.length() == size) {
+            return Ok(state);
         }
+        let mut state = HashState::new();
+        let upload = self.layout.upload_dir(repository, id);
+        hash_stream(self.storage.upload_read(&upload)?, |c| state.update(c))?;
+        Ok(state)
     }
 
-    fn put_hash_state(&self, id: &UploadId, state: HashState) {
-        self.upload_hashes
-            .lock()
-            .expect("upload hash map lock poisoned")
-            .insert(id.clone(), state);
-    }
-}
-
-fn hash_file_sha256(path: &std::path::Path) -> io::Result<HashState> {
-    let mut sha256 = Sha256::new();
-    let offset = hash_file(path, |chunk| sha256.update(chunk))?;
-    Ok(HashState { offset, sha256 })
-}
-
-fn hash_file_sha512(path: &std::path::Path) -> io::Result<Digest> {
-    let mut sha512 = Sha512::new();
-    hash_file(path, |chunk| sha512.update(chunk))?;
-    Ok(Digest::from_sha512(sha512.finalize().into()))
-}
-
-fn hash_file(path: &std::path::Path, mut update: impl FnMut(&[u8])) -> io::Result<u64> {
-    let mut file = File::open(path)?;
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut total = 0;
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            return Ok(total);
-        }
-        update(&buffer[..read]);
-        total += read as u64;
+    fn save_hash_state(
+        &self,
+        repository: &RepositoryName,
+        id: &UploadId,
+        state: &HashState,
+    ) -> Result<(), StorageError> {
+        let key = self
+            .layout
+            .upload_hash_state(repository, id, state.length());
+        self.storage.write(&key, &state.to_bytes())
     }
 }
 
-/// RFC 3339 UTC time, as the CNCF registry writes into `startedat`.
-fn humantime_now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+/// Feeds every chunk of `stream` to `update`.
+fn hash_stream(stream: ByteStream, mut update: impl FnMut(&[u8])) -> Result<(), StorageError> {
+    for chunk in stream {
+        update(&chunk?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -251,14 +220,19 @@ mod tests {
         let repository = RepositoryName::parse("a/b").unwrap();
         let id = registry.upload_start(&repository).unwrap();
         let mut writer = registry.upload_append(&repository, &id, Some(0)).unwrap();
-        writer.write(b"hello").unwrap();
-        registry.upload_chunk_done(writer);
+        writer.write(Bytes::from_static(b"hello")).unwrap();
+        registry.upload_chunk_done(writer).unwrap();
 
         let wrong = Digest::sha256_of(b"other");
         let result = registry.upload_complete(&repository, &id, &wrong);
         assert!(matches!(result, Err(RegistryError::DigestInvalid { .. })));
-        assert!(!registry.layout.blob_data(&wrong).exists());
-        assert!(!registry.layout.upload_dir(&repository, &id).exists());
+        let storage = registry.storage();
+        assert_eq!(
+            storage.size(&registry.layout.blob_data(&wrong)).unwrap(),
+            None
+        );
+        let upload = registry.layout.upload_dir(&repository, &id);
+        assert_eq!(storage.upload_size(&upload).unwrap(), None);
     }
 
     #[test]
@@ -269,8 +243,8 @@ mod tests {
         let id = registry.upload_start(&repository).unwrap();
 
         let mut writer = registry.upload_append(&repository, &id, None).unwrap();
-        writer.write(b"hel").unwrap();
-        registry.upload_chunk_done(writer);
+        writer.write(Bytes::from_static(b"hel")).unwrap();
+        registry.upload_chunk_done(writer).unwrap();
         assert!(matches!(
             registry.upload_append(&repository, &id, Some(0)),
             Err(RegistryError::RangeInvalid {
@@ -279,11 +253,12 @@ mod tests {
             })
         ));
 
-        // As after a restart: the in-memory hash is gone and is rebuilt from the file.
-        registry.upload_hashes.lock().unwrap().clear();
+        // As after a crash between chunk and hash state: the state is rebuilt from the bytes.
+        let state = registry.layout.upload_hash_state(&repository, &id, 3);
+        registry.storage().delete_all(&state).unwrap();
         let mut writer = registry.upload_append(&repository, &id, Some(3)).unwrap();
-        writer.write(b"lo").unwrap();
-        registry.upload_chunk_done(writer);
+        writer.write(Bytes::from_static(b"lo")).unwrap();
+        registry.upload_chunk_done(writer).unwrap();
 
         let digest = Digest::sha256_of(b"hello");
         assert_eq!(

@@ -1,8 +1,9 @@
-//! Where every object lives, the same layout as the CNCF registry's filesystem driver, so an
-//! existing `registry:2` data directory is served in place:
+//! Where every object lives: the keys of the CNCF registry's storage drivers, so an existing
+//! `registry:2` data directory or bucket is served in place. Keys are relative to the
+//! storage root (`storage.filesystem.root`, or `storage.s3.root` in the bucket):
 //!
 //! ```text
-//! <root>/docker/registry/v2/
+//! docker/registry/v2/
 //! ├── blobs/sha256/<hex[0..2]>/<hex>/data          content, written once, never partial
 //! └── repositories/<name>/
 //!     ├── _layers/sha256/<hex>/link                the repository has the blob
@@ -11,7 +12,9 @@
 //!     ├── _manifests/tags/<tag>/index/sha256/<hex>/link   every digest the tag has named
 //!     ├── _referrers/sha256/<subject-hex>/sha256/<referrer-hex>/link
 //!     │                                            a manifest whose `subject` is <subject>
-//!     └── _uploads/<uuid>/{data,startedat}         an upload in progress
+//!     └── _uploads/<uuid>/                         an upload in progress: startedat,
+//!         hashstates/sha256/<offset>               the running hash after <offset> bytes,
+//!         data (filesystem) or chunks/<offset> (S3)  the bytes received
 //! ```
 //!
 //! `sha512` digests use the same shapes with `sha512` in place of `sha256`.
@@ -23,79 +26,89 @@
 //! A referrers answer still checks each referrer's revision link, so a stale entry left by
 //! a crash between the two writes is never served.
 //!
-//! Every path is built from parsed names ([`RepositoryName`], [`Digest`], [`Tag`],
+//! Every key is built from parsed names ([`RepositoryName`], [`Digest`], [`Tag`],
 //! [`UploadId`]), which cannot contain `..` or separators that leave the root.
-
-use std::path::{Path, PathBuf};
 
 use crate::registry::name::{Digest, RepositoryName, Tag, UploadId};
 
-/// Paths of the storage layout under one data root.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    v2: PathBuf,
-}
+/// Keys of the storage layout.
+#[derive(Debug, Clone, Default)]
+pub struct Layout;
+
+/// The CNCF registry's top folder below the root.
+const V2: &str = "docker/registry/v2";
 
 impl Layout {
-    /// The layout under `root`, the directory named by `storage.filesystem.root`.
-    pub fn new(root: &Path) -> Self {
-        Layout {
-            v2: root.join("docker/registry/v2"),
-        }
+    /// The layout (the same under every root).
+    pub fn new() -> Self {
+        Layout
     }
 
-    /// The blob's content file.
-    pub fn blob_data(&self, digest: &Digest) -> PathBuf {
-        self.blob_dir(digest).join("data")
+    /// The blob's content.
+    pub fn blob_data(&self, digest: &Digest) -> String {
+        format!("{}/data", self.blob_dir(digest))
     }
 
-    /// The directory that holds a blob's `data`.
-    pub fn blob_dir(&self, digest: &Digest) -> PathBuf {
+    /// The folder that holds a blob's `data`.
+    pub fn blob_dir(&self, digest: &Digest) -> String {
         let hex = digest.hex();
-        self.v2
-            .join("blobs")
-            .join(digest.algorithm().as_str())
-            .join(&hex[..2])
-            .join(hex)
+        let algorithm = digest.algorithm().as_str();
+        format!("{V2}/blobs/{algorithm}/{}/{hex}", &hex[..2])
     }
 
-    /// Where repositories live; each directory with `_manifests` below it is one.
-    pub fn repositories(&self) -> PathBuf {
-        self.v2.join("repositories")
+    /// Where repositories live; each folder with `_manifests` below it is one.
+    pub fn repositories(&self) -> String {
+        format!("{V2}/repositories")
     }
 
-    pub fn repository(&self, name: &RepositoryName) -> PathBuf {
-        self.repositories().join(name.as_str())
+    /// The folder of one repository.
+    pub fn repository(&self, name: &RepositoryName) -> String {
+        format!("{}/{}", self.repositories(), name.as_str())
     }
 
     /// The link that says `name` holds the layer or config blob `digest`.
-    pub fn layer_link(&self, name: &RepositoryName, digest: &Digest) -> PathBuf {
-        self.digest_dir(self.repository(name).join("_layers"), digest)
-            .join("link")
+    pub fn layer_link(&self, name: &RepositoryName, digest: &Digest) -> String {
+        let layers = format!("{}/_layers", self.repository(name));
+        format!("{}/link", digest_dir(&layers, digest))
     }
 
     /// The link that says `name` holds the manifest `digest`.
-    pub fn manifest_revision_link(&self, name: &RepositoryName, digest: &Digest) -> PathBuf {
-        self.digest_dir(self.manifest_revisions(name), digest)
-            .join("link")
+    pub fn manifest_revision_link(&self, name: &RepositoryName, digest: &Digest) -> String {
+        format!(
+            "{}/link",
+            digest_dir(&self.manifest_revisions(name), digest)
+        )
     }
 
-    pub fn tags(&self, name: &RepositoryName) -> PathBuf {
-        self.repository(name).join("_manifests/tags")
+    /// The folder of a repository's tags, one folder per tag.
+    pub fn tags(&self, name: &RepositoryName) -> String {
+        format!("{}/_manifests/tags", self.repository(name))
     }
 
-    pub fn tag_current_link(&self, name: &RepositoryName, tag: &Tag) -> PathBuf {
-        self.tags(name).join(tag.as_str()).join("current/link")
+    /// The folder of one tag.
+    pub fn tag(&self, name: &RepositoryName, tag: &str) -> String {
+        format!("{}/{tag}", self.tags(name))
     }
 
-    pub fn tag_index_link(&self, name: &RepositoryName, tag: &Tag, digest: &Digest) -> PathBuf {
-        let index = self.tags(name).join(tag.as_str()).join("index");
-        self.digest_dir(index, digest).join("link")
+    /// The link to the manifest a tag names now.
+    pub fn tag_current_link(&self, name: &RepositoryName, tag: &Tag) -> String {
+        self.tag_current_link_named(name, tag.as_str())
+    }
+
+    /// [`Layout::tag_current_link`] for a tag name read back from storage.
+    pub fn tag_current_link_named(&self, name: &RepositoryName, tag: &str) -> String {
+        format!("{}/current/link", self.tag(name, tag))
+    }
+
+    /// The link that records that `tag` once named `digest`.
+    pub fn tag_index_link(&self, name: &RepositoryName, tag: &Tag, digest: &Digest) -> String {
+        let index = format!("{}/index", self.tag(name, tag.as_str()));
+        format!("{}/link", digest_dir(&index, digest))
     }
 
     /// The folder of links to the manifests whose `subject` is `subject`.
-    pub fn referrers(&self, name: &RepositoryName, subject: &Digest) -> PathBuf {
-        self.digest_dir(self.repository(name).join("_referrers"), subject)
+    pub fn referrers(&self, name: &RepositoryName, subject: &Digest) -> String {
+        digest_dir(&format!("{}/_referrers", self.repository(name)), subject)
     }
 
     /// The link that says `referrer` is a manifest in `name` whose `subject` is `subject`.
@@ -104,27 +117,32 @@ impl Layout {
         name: &RepositoryName,
         subject: &Digest,
         referrer: &Digest,
-    ) -> PathBuf {
-        self.digest_dir(self.referrers(name, subject), referrer)
-            .join("link")
+    ) -> String {
+        format!(
+            "{}/link",
+            digest_dir(&self.referrers(name, subject), referrer)
+        )
     }
 
     /// The folder of a repository's manifest revision links.
-    pub fn manifest_revisions(&self, name: &RepositoryName) -> PathBuf {
-        self.repository(name).join("_manifests/revisions")
+    pub fn manifest_revisions(&self, name: &RepositoryName) -> String {
+        format!("{}/_manifests/revisions", self.repository(name))
     }
 
-    pub fn upload_dir(&self, name: &RepositoryName, id: &UploadId) -> PathBuf {
-        self.repository(name).join("_uploads").join(id.as_str())
+    /// The folder of one upload session.
+    pub fn upload_dir(&self, name: &RepositoryName, id: &UploadId) -> String {
+        format!("{}/_uploads/{}", self.repository(name), id.as_str())
     }
 
-    pub fn upload_data(&self, name: &RepositoryName, id: &UploadId) -> PathBuf {
-        self.upload_dir(name, id).join("data")
+    /// The saved hash state of an upload after its first `offset` bytes.
+    pub fn upload_hash_state(&self, name: &RepositoryName, id: &UploadId, offset: u64) -> String {
+        format!("{}/hashstates/sha256/{offset}", self.upload_dir(name, id))
     }
+}
 
-    fn digest_dir(&self, base: PathBuf, digest: &Digest) -> PathBuf {
-        base.join(digest.algorithm().as_str()).join(digest.hex())
-    }
+/// `<base>/<algorithm>/<hex>`: how links to a digest are filed.
+pub fn digest_dir(base: &str, digest: &Digest) -> String {
+    format!("{base}/{}/{}", digest.algorithm().as_str(), digest.hex())
 }
 
 #[cfg(test)]
@@ -132,26 +150,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_match_the_cncf_registry() {
-        let layout = Layout::new(Path::new("/d"));
+    fn keys_match_the_cncf_registry() {
+        let layout = Layout::new();
         let digest = Digest::parse(&format!("sha256:ab{}", "0".repeat(62))).unwrap();
         let name = RepositoryName::parse("team/app").unwrap();
         let hex = digest.hex();
         assert_eq!(
             layout.blob_data(&digest),
-            PathBuf::from(format!("/d/docker/registry/v2/blobs/sha256/ab/{hex}/data"))
+            format!("docker/registry/v2/blobs/sha256/ab/{hex}/data")
         );
         assert_eq!(
             layout.layer_link(&name, &digest),
-            PathBuf::from(format!(
-                "/d/docker/registry/v2/repositories/team/app/_layers/sha256/{hex}/link"
-            ))
+            format!("docker/registry/v2/repositories/team/app/_layers/sha256/{hex}/link")
         );
         let tag = Tag::parse("v1").unwrap();
         assert_eq!(
             layout.tag_current_link(&name, &tag),
-            PathBuf::from(
-                "/d/docker/registry/v2/repositories/team/app/_manifests/tags/v1/current/link"
+            "docker/registry/v2/repositories/team/app/_manifests/tags/v1/current/link"
+        );
+        let id = UploadId::generate();
+        assert_eq!(
+            layout.upload_hash_state(&name, &id, 5),
+            format!(
+                "docker/registry/v2/repositories/team/app/_uploads/{}/hashstates/sha256/5",
+                id.as_str()
             )
         );
     }

@@ -279,10 +279,7 @@ impl Ui {
         self.require_pull(visitor, repository)?;
         let manifest =
             view::manifest_view(&self.registry, repository, digest).map_err(not_found)?;
-        Ok((
-            manifest,
-            self.may_delete(visitor, repository.as_str()),
-        ))
+        Ok((manifest, self.may_delete(visitor, repository.as_str())))
     }
 
     /// The confirmation step before a delete: what goes, and a form to confirm.

@@ -89,8 +89,16 @@ impl Docker {
     }
 
     /// Builds `context` into `tag` with the legacy builder (one layer per COPY).
+    ///
+    /// Builds in one test process run one at a time: the legacy builder races when two
+    /// builds of identical content (the same image id) run at once, as a test's filesystem
+    /// and S3 variants do ("failed to get digest ... no such file or directory").
     pub fn build(&self, context: &Path, tag: &str) {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let context = context.to_str().expect("utf-8 temp path");
+        let _turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.ok(&["build", "--tag", tag, context], None);
     }
 

@@ -9,6 +9,7 @@ pub mod docker;
 pub mod netns;
 pub mod oci_layout;
 pub mod pki;
+pub mod s3;
 pub mod slapd;
 pub mod ui;
 
@@ -34,10 +35,35 @@ pub struct Berth {
     /// The `tls:` and `storage:` values of the config, kept for rewrites.
     tls: String,
     storage: String,
+    /// The bucket and root prefix, when the storage is S3.
+    pub bucket: Option<(s3::Bucket, String)>,
     child: Child,
     /// The namespace the server runs in, if not the root one; dropped after the server stops.
     host: Option<TestHost>,
 }
+
+/// Which backend a test runs Berth on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    /// A `data` directory in the test's temp dir.
+    Filesystem,
+    /// A fresh bucket of the test process's Garage.
+    S3,
+}
+
+/// Environment variables an S3 client could pick up from outside the test: credentials,
+/// endpoints and trust. Berth gets none of them; the tests configure it explicitly.
+const AWS_ENVIRONMENT: &[&str] = &[
+    "AWS_CA_BUNDLE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+];
 
 impl Berth {
     /// Starts Berth with the given YAML appended to a config that sets `listen`,
@@ -61,6 +87,51 @@ impl Berth {
              delete: {{enabled: true, referenced_manifests: {referenced_manifests}}}}}"
         );
         Self::start_configured(tempfile::tempdir().expect("temp dir"), &storage, body)
+    }
+
+    /// Starts Berth on the given backend: a fresh bucket of the shared Garage for
+    /// [`StorageKind::S3`]. `delete` switches deletion on (with referenced manifests
+    /// protected).
+    pub fn start_on(kind: StorageKind, delete: bool, body: &str) -> Berth {
+        let delete_yaml = if delete {
+            ", delete: {enabled: true}"
+        } else {
+            ""
+        };
+        match kind {
+            StorageKind::Filesystem => {
+                let storage = format!("{{filesystem: {{root: data}}{delete_yaml}}}");
+                Self::start_configured(tempfile::tempdir().expect("temp dir"), &storage, body)
+            }
+            StorageKind::S3 => {
+                let bucket = s3::Garage::shared().bucket();
+                Self::start_on_bucket(&bucket, "/berth", "", delete_yaml, body)
+            }
+        }
+    }
+
+    /// Starts Berth on `bucket` below `root`; `s3_extra` goes inside `storage.s3`, `extra`
+    /// beside it. Several nodes may share one bucket.
+    pub fn start_on_bucket(
+        bucket: &s3::Bucket,
+        root: &str,
+        s3_extra: &str,
+        extra: &str,
+        body: &str,
+    ) -> Berth {
+        let storage = bucket.storage_yaml(root, s3_extra, extra);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut berth = Self::start_configured(dir, &storage, body);
+        berth.bucket = Some((bucket.clone(), root.to_string()));
+        berth
+    }
+
+    /// Whether the storage holds the object `key` (relative to the storage root).
+    pub fn has_object(&self, key: &str) -> bool {
+        match &self.bucket {
+            Some((bucket, root)) => bucket.has(root, key),
+            None => self.data_root().join(key).is_file(),
+        }
     }
 
     /// Starts Berth in `dir` with `storage` as the `storage:` value and `body` after it.
@@ -101,14 +172,16 @@ impl Berth {
             Some(host) => host.command(berth_binary()),
             None => Command::new(berth_binary()),
         };
-        let child = command
+        command
             .args(["serve", "--config"])
             .arg(dir.path().join("proxy.yaml"))
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start berth serve");
+            .stderr(log);
+        for name in AWS_ENVIRONMENT {
+            command.env_remove(name);
+        }
+        let child = command.spawn().expect("start berth serve");
         let berth = Berth {
             ip: ip.to_string(),
             port,
@@ -116,6 +189,7 @@ impl Berth {
             dir,
             tls: tls.to_string(),
             storage: storage.to_string(),
+            bucket: None,
             child,
             host,
         };
