@@ -40,6 +40,9 @@ pub struct Registry {
     delete: DeleteConfig,
     /// How long a presigned blob URL lives, when blob pulls are redirected to the store.
     redirect: Option<Duration>,
+    /// Upload sessions a request is writing to now, in this process: a second writer is
+    /// refused rather than interleaving its bytes with the first one's.
+    busy_uploads: upload::BusyUploads,
 }
 
 /// `storage.delete` in proxy.yaml: whether manifests, tags and blobs may be deleted.
@@ -72,6 +75,7 @@ impl Registry {
             layout: Layout::new(),
             delete: DeleteConfig::default(),
             redirect: None,
+            busy_uploads: upload::BusyUploads::default(),
         }
     }
 

@@ -136,7 +136,7 @@ impl Registry {
         let mut found = Vec::new();
         let mut manifests = vec![top];
         while let Some(digest) = manifests.pop() {
-            let Ok(bytes) = std::fs::read(self.layout.blob_data(&digest)) else {
+            let Some(bytes) = self.storage.read(&self.layout.blob_data(&digest))? else {
                 continue;
             };
             found.push(digest);

@@ -10,6 +10,9 @@
 //! the chunk and the state) is hashed again from its bytes, once. `sha512` digests are always
 //! computed that way, at completion.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use sha2::{Digest as _, Sha512};
 
@@ -25,6 +28,37 @@ pub struct UploadWriter {
     repository: RepositoryName,
     id: UploadId,
     hash: HashState,
+    /// Marks the session busy until the writer is handed back or dropped.
+    _busy: BusyGuard,
+}
+
+/// The upload sessions being written to now, by id.
+#[derive(Default)]
+pub(super) struct BusyUploads(Arc<Mutex<HashSet<UploadId>>>);
+
+impl BusyUploads {
+    /// Marks `id` busy; `None` when another request already writes to it.
+    fn claim(&self, id: &UploadId) -> Option<BusyGuard> {
+        let mut busy = self.0.lock().expect("busy uploads lock poisoned");
+        busy.insert(id.clone()).then(|| BusyGuard {
+            set: self.0.clone(),
+            id: id.clone(),
+        })
+    }
+}
+
+/// Frees its session for the next writer when dropped, whatever happened to the chunk.
+struct BusyGuard {
+    set: Arc<Mutex<HashSet<UploadId>>>,
+    id: UploadId,
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = self.set.lock() {
+            busy.remove(&self.id);
+        }
+    }
 }
 
 impl UploadWriter {
@@ -79,6 +113,15 @@ impl Registry {
         id: &UploadId,
         start: Option<u64>,
     ) -> Result<UploadWriter, RegistryError> {
+        // Limitation: this holds for one process; two nodes sharing a bucket can still both
+        // write a chunk of one session at once, which the digest check then refuses.
+        let busy = self
+            .busy_uploads
+            .claim(id)
+            .ok_or_else(|| RegistryError::BlobUploadInvalid {
+                detail: "another request is writing to this upload session; retry when it ends"
+                    .into(),
+            })?;
         let size = self.upload_size(repository, id)?;
         if start.is_some_and(|start| start != size) {
             return Err(RegistryError::RangeInvalid {
@@ -95,6 +138,7 @@ impl Registry {
             repository: repository.clone(),
             id: id.clone(),
             hash,
+            _busy: busy,
         })
     }
 
@@ -109,6 +153,7 @@ impl Registry {
             repository,
             id,
             hash,
+            _busy,
         } = writer;
         chunk.finish()?;
         // Limitation: a crash here leaves the chunk without its hash state; the next chunk
@@ -212,6 +257,27 @@ fn hash_stream(stream: ByteStream, mut update: impl FnMut(&[u8])) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_takes_one_writer_at_a_time() {
+        let root = tempfile::tempdir().unwrap();
+        let registry = Registry::open(root.path()).unwrap();
+        let repository = RepositoryName::parse("a").unwrap();
+        let id = registry.upload_start(&repository).unwrap();
+
+        let first = registry.upload_append(&repository, &id, None).unwrap();
+        let second = registry.upload_append(&repository, &id, None);
+        assert!(matches!(
+            second,
+            Err(RegistryError::BlobUploadInvalid { .. })
+        ));
+
+        // Handing the writer back, or dropping it after a failure, frees the session.
+        registry.upload_chunk_done(first).unwrap();
+        let again = registry.upload_append(&repository, &id, None).unwrap();
+        drop(again);
+        assert!(registry.upload_append(&repository, &id, None).is_ok());
+    }
 
     #[test]
     fn a_mismatched_digest_stores_nothing() {
