@@ -91,11 +91,12 @@ def reset_peak_rss(pids):
         Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def peak_rss_mib(pids):
+def memory_mib(pids, field):
+    """The sum of a /proc/PID/status field (VmRSS, VmHWM) over `pids`, in MiB."""
     total = 0
     for pid in pids:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 total += int(line.split()[1])
     return total / 1024
 
@@ -232,13 +233,17 @@ class Bench:
         return json.loads(output)
 
     def phase(self, side, name, work):
-        """Runs `work()`, recording CPU seconds and peak RSS of the side's processes."""
+        """Runs `work()`, recording CPU seconds, peak RSS, and how far the phase raised RSS
+        above where it started (what the blob size must not change: memory stays flat)."""
         pids = side.pids()
         reset_peak_rss(pids)
+        rss_before = memory_mib(pids, "VmRSS")
         cpu_before = cpu_seconds(pids)
         result = work()
+        peak = memory_mib(pids, "VmHWM")
         self.record(f"{name}: cpu s", side, cpu_seconds(pids) - cpu_before)
-        self.record(f"{name}: peak RSS MiB", side, peak_rss_mib(pids))
+        self.record(f"{name}: peak RSS MiB", side, peak)
+        self.record(f"{name}: RSS growth MiB", side, peak - rss_before)
         return result
 
     def blobs(self, side, round_):
@@ -324,7 +329,9 @@ def table(bench, sizes):
     for metric in metrics:
         berth, peer = bench.median(metric, "berth"), bench.median(metric, "peer")
         ratio = "" if not berth or not peer else f"{berth / peer:.2f}"
-        fmt = lambda v: "-" if v is None else f"{v:.1f}" if v >= 10 else f"{v:.3f}"
+        fmt = lambda v: "-" if v is None else f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"
+        if "growth" in metric:
+            ratio = ""
         rows.append((metric, fmt(berth), fmt(peer), ratio))
 
     # CPU seconds per GiB over the blob phases.
