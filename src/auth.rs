@@ -381,6 +381,22 @@ impl Authenticator {
         }
     }
 
+    /// The groups of `identity` that proxy.yaml does not give its user: those the directory
+    /// or a client certificate proved. Whatever outlives one request (a web UI session, a
+    /// token) keeps only these, and reads the rest from the running config each time.
+    pub fn proven_groups(&self, identity: &Identity) -> Vec<String> {
+        let configured = identity
+            .user
+            .as_ref()
+            .and_then(|user| self.groups_by_user.get(user));
+        identity
+            .groups
+            .iter()
+            .filter(|group| configured.is_none_or(|configured| !configured.contains(group)))
+            .cloned()
+            .collect()
+    }
+
     fn authenticate_token(&self, token: &str) -> Result<(Identity, Outcome), AuthError> {
         let Some(tokens) = &self.tokens else {
             return Err(AuthError::Token(TokenError::Invalid {
@@ -392,6 +408,7 @@ impl Authenticator {
             Some(subject) => self.identity_of(subject, AuthMethod::Bearer),
             None => Identity::anonymous(),
         };
+        merge_groups(&mut identity, &verified.proven_groups);
         identity.method = AuthMethod::Bearer;
         identity.granted = Some(verified.access);
         Ok((identity, Outcome::Verified))

@@ -30,10 +30,9 @@ use pingora::server::ShutdownWatch;
 use tokio::sync::mpsc;
 
 use crate::acl::{Action, Basis, Decision};
-use crate::audit::AuditEvent;
 use crate::auth::token::ResourceActions;
 use crate::auth::{AuthError, AuthMethod, Identity, Outcome};
-use crate::live::Snapshot;
+use crate::live::{Audited, Snapshot};
 use crate::metrics::Metrics;
 use crate::registry::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::registry::{
@@ -388,23 +387,16 @@ impl Gateway {
         else {
             return;
         };
-        let policy = &ctx.live.policy;
-        ctx.live.audit.record(AuditEvent {
-            time: String::new(),
+        ctx.live.audit(Audited {
             event,
-            user: ctx.identity.user.as_deref(),
-            groups: &ctx.identity.groups,
-            auth: ctx.identity.method.as_str(),
+            identity: &ctx.identity,
             client: &ctx.client_ip,
             repository,
             reference: ctx.reference.clone(),
-            digest: digest.map(Digest::to_string),
-            previous: previous.map(Digest::to_string),
-            action: action.as_str(),
-            decision: decision.as_str(),
-            rule: decision.basis().to_string(),
-            rule_text: policy.text_of(decision.basis()),
-            config_generation: ctx.live.generation,
+            digest,
+            previous,
+            action,
+            decision,
         });
     }
 
@@ -488,9 +480,17 @@ impl Gateway {
     async fn catalog(&self, session: &mut ServerSession, ctx: &RequestCtx) -> Handled {
         let registry = self.registry.clone();
         let all = blocking(move || registry.catalog()).await?;
+
+        // A token reached here holding the catalog scope (authorize_catalog), which lists
+        // repositories without naming them; which ones it lists is the ACL's to say.
+        let policy = &ctx.live.policy;
         let visible: Vec<String> = all
             .into_iter()
-            .filter(|repository| self.may(ctx, repository, Action::Pull))
+            .filter(|repository| {
+                policy
+                    .evaluate(&ctx.identity, repository.as_str(), Action::Pull)
+                    .is_allowed()
+            })
             .map(|repository| repository.to_string())
             .collect();
         let (page, next) = paginate(visible, &query(session))?;
@@ -1281,7 +1281,9 @@ fn chunk_start(session: &ServerSession) -> Result<Option<u64>, Refusal> {
         return Err(invalid("ends before it starts"));
     }
     let length = header_str(session, http::header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
-    if length.is_some_and(|length: u64| length != last - first + 1) {
+    // `last - first` cannot underflow (checked above); `+ 1` overflows for 0-u64::MAX.
+    let covered = (last - first).checked_add(1);
+    if length.is_some_and(|length: u64| Some(length) != covered) {
         return Err(invalid("does not match Content-Length"));
     }
     Ok(Some(first))

@@ -22,13 +22,14 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
-use crate::acl::Policy;
-use crate::audit::{AuditError, AuditLog};
+use crate::acl::{Action, Decision, Policy};
+use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::auth::ldap::{Directory, LdapError};
 use crate::auth::token::{TokenError, TokenService};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Identity};
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
+use crate::registry::Digest;
 use crate::tls::{self, TlsError};
 
 /// Everything a request needs that a reload may change.
@@ -46,6 +47,50 @@ pub struct Snapshot {
     pub audit: AuditLog,
     /// The token service, when token authentication is on.
     pub tokens: Option<Arc<TokenService>>,
+}
+
+/// One audited request, as the gateway or the web UI saw it; [`Snapshot::audit`] adds the
+/// rule text and the generation.
+pub struct Audited<'a> {
+    /// `push`, `tag_move`, `delete` or `denied`.
+    pub event: &'static str,
+    pub identity: &'a Identity,
+    /// The client's IP address.
+    pub client: &'a str,
+    pub repository: &'a str,
+    /// The tag or digest the request named.
+    pub reference: Option<String>,
+    /// The manifest or blob stored or removed, when known.
+    pub digest: Option<&'a Digest>,
+    /// For a tag move, what the tag named before.
+    pub previous: Option<&'a Digest>,
+    pub action: Action,
+    pub decision: Decision,
+}
+
+impl Snapshot {
+    /// Writes one audit event, naming the rule behind `audited.decision` as this snapshot's
+    /// policy words it.
+    pub fn audit(&self, audited: Audited<'_>) {
+        let basis = audited.decision.basis();
+        self.audit.record(AuditEvent {
+            time: String::new(),
+            event: audited.event,
+            user: audited.identity.user.as_deref(),
+            groups: &audited.identity.groups,
+            auth: audited.identity.method.as_str(),
+            client: audited.client,
+            repository: audited.repository,
+            reference: audited.reference,
+            digest: audited.digest.map(Digest::to_string),
+            previous: audited.previous.map(Digest::to_string),
+            action: audited.action.as_str(),
+            decision: audited.decision.as_str(),
+            rule: basis.to_string(),
+            rule_text: self.policy.text_of(basis),
+            config_generation: self.generation,
+        });
+    }
 }
 
 impl std::fmt::Debug for Snapshot {

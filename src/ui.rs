@@ -35,6 +35,7 @@ use crate::auth::{AuthMethod, Identity};
 use crate::live::Snapshot;
 use crate::metrics::Metrics;
 use crate::registry::{Digest, Registry, RegistryError, RepositoryName};
+use crate::tls::client_cert::PeerCertificate;
 use assets::Assets;
 use index::RepositoryIndex;
 use session::{Session, Sessions};
@@ -71,6 +72,10 @@ pub struct UiRequest {
     pub origin: Option<String>,
     /// An `application/x-www-form-urlencoded` body (first value of each field).
     pub form: HashMap<String, String>,
+    /// The client's IP address, for the audit log.
+    pub client: String,
+    /// The connection's verified client certificate, for the listener's certificate policy.
+    pub certificate: Option<Arc<PeerCertificate>>,
 }
 
 /// A complete response for the gateway to send.
@@ -99,6 +104,14 @@ pub enum UiError {
     /// Signed in, but the ACL does not allow it.
     #[error("you are not allowed to do this")]
     Denied,
+    /// A delete that would remove a tag an `immutable_tags` rule protects.
+    #[error("tag {tag} is immutable (immutable_tags rule {rule}: {rule_text}); it stays")]
+    ImmutableTag {
+        tag: String,
+        /// The rule's position in the file, counting from 1.
+        rule: usize,
+        rule_text: String,
+    },
     /// A POST without this session's CSRF token, or from another origin.
     #[error("the form expired or came from another site; reload the page and try again")]
     Forged,
@@ -111,6 +124,10 @@ pub enum UiError {
     /// The sign-in form's user name and password did not check out.
     #[error("wrong user name or password")]
     BadCredentials,
+    /// The password checked out, but the listener's client-certificate policy refuses the
+    /// sign-in: no certificate, or one that names someone else.
+    #[error("{0}; sign in from a browser that presents your client certificate")]
+    CertificatePolicy(String),
     /// The registry engine refused or failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -125,11 +142,11 @@ impl UiError {
         match self {
             UiError::NotFound => "NOT_FOUND",
             UiError::SignInRequired => "UNAUTHORIZED",
-            UiError::Denied => "DENIED",
+            UiError::Denied | UiError::ImmutableTag { .. } => "DENIED",
             UiError::Forged => "FORGED",
             UiError::BadRequest(_) => "BAD_REQUEST",
             UiError::MethodNotAllowed => "UNSUPPORTED",
-            UiError::BadCredentials => "UNAUTHORIZED",
+            UiError::BadCredentials | UiError::CertificatePolicy(_) => "UNAUTHORIZED",
             UiError::Registry(error) => error.code(),
             UiError::Template(_) => "UNKNOWN",
         }
@@ -282,7 +299,11 @@ impl Ui {
             session_id: None,
             live,
         };
-        let rendered = if matches!(error, UiError::BadCredentials) {
+        let sign_in_failed = matches!(
+            error,
+            UiError::BadCredentials | UiError::CertificatePolicy(_)
+        );
+        let rendered = if sign_in_failed {
             self.sign_in_html(request, &visitor, Some(&message))
         } else {
             let context = minijinja::context! {
@@ -352,18 +373,33 @@ impl Ui {
         let Some(session) = self.sessions.find(id) else {
             return anonymous;
         };
-        // A local user removed from the config loses their sessions with their password.
+        // A session is worth what its sign-in would be worth under the running config: a
+        // local user removed from it, or a directory dropped from it, ends the session.
         let auth = &live.auth;
-        if !auth.knows_user(&session.user) && !auth.has_directory() {
+        let still_there = match session.method {
+            AuthMethod::Ldap => auth.has_directory() && !auth.knows_user(&session.user),
+            _ => auth.knows_user(&session.user),
+        };
+        if !still_there {
             self.sessions.remove(id);
             return anonymous;
         }
+
+        // Groups from proxy.yaml come from the running config, not from sign-in time; the
+        // session keeps only what the directory said.
         let mut identity = auth.identity_of(session.user.clone(), AuthMethod::Session);
-        for group in &session.groups {
+        for group in &session.directory_groups {
             if !identity.groups.contains(group) {
                 identity.groups.push(group.clone());
             }
         }
+
+        // The certificate policy applies to every request, not only to the sign-in.
+        let presented = Some((identity, crate::auth::Outcome::Verified));
+        let identity = match auth.with_certificate(presented, request.certificate.as_deref()) {
+            Ok((identity, _)) => identity,
+            Err(_) => return anonymous,
+        };
         Visitor {
             identity,
             session: Some(session),

@@ -15,8 +15,13 @@ fn directory() -> Slapd {
 }
 
 fn start_berth(slapd: &Slapd) -> Berth {
+    start_berth_with(slapd, "")
+}
+
+/// Like [`start_berth`], with `auth_extra` (YAML indented under `auth:`) beside `ldap`.
+fn start_berth_with(slapd: &Slapd, auth_extra: &str) -> Berth {
     let body = format!(
-        "{users}auth:\n\
+        "{users}auth:\n{auth_extra}\
          \x20 ldap:\n\
          \x20   url: {url}\n\
          \x20   bind_dn: \"{SERVICE_DN}\"\n\
@@ -72,6 +77,11 @@ fn directory_users_sign_in_and_directory_groups_decide() {
         ("alice)(|(uid=*", USER_PASSWORD),
         ("nobody", USER_PASSWORD),
         ("svc", "service account secret"),
+        // The directory finds alice for these; they are still not her spelling, so no rule
+        // written for `alice` can be stepped around with them.
+        ("Alice", USER_PASSWORD),
+        ("ALICE", USER_PASSWORD),
+        ("alice ", USER_PASSWORD),
     ];
     for (user, password) in refused {
         let client = RegistryClient::with_password(&berth, user, password);
@@ -110,6 +120,34 @@ fn directory_users_sign_in_and_directory_groups_decide() {
 
     // The bind password never reaches the log.
     assert!(!berth.log().contains("service account secret"));
+}
+
+#[test]
+fn directory_groups_hold_for_bearer_tokens() {
+    let slapd = directory();
+    let berth = start_berth_with(&slapd, "  token: {service: berth-ldap}\n");
+    let client = berth.client();
+
+    // alice may push to team/ only through the directory's devs group; the token she gets
+    // must keep that group, or the registry would refuse what the token grants.
+    let token: serde_json::Value = client
+        .get(format!("{}/token", berth.url()))
+        .query(&[
+            ("service", "berth-ldap"),
+            ("scope", "repository:team/app:pull,push"),
+        ])
+        .basic_auth("alice", Some(USER_PASSWORD))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = token["token"].as_str().expect("a token");
+    let upload = client
+        .post(format!("{}/v2/team/app/blobs/uploads/", berth.url()))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    assert_eq!(upload.status(), 202, "{:?}", upload.text());
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::docker::{log_tail, write_image_context, Docker, DockerTrust};
 use common::netns::TestHost;
 use common::pki::{ClientCa, ClientCert};
+use common::ui::UiVisitor;
 use common::{berth_binary, users_block, Berth, RegistryClient, OCI_MANIFEST, PASSWORD};
 
 const REVOKED_SERIAL: u64 = 666;
@@ -144,13 +145,14 @@ fn acl_rules_match_certificate_subjects_and_groups() {
 fn policies_combine_certificates_and_passwords() {
     let ca = ClientCa::new("Berth test client CA");
     let ci_cert = ca.issue("ci", &[], 20);
-    // (policy, certificate only, password only, certificate + same user's password)
+    // (policy, certificate only, password only, certificate + same user's password, the
+    // web UI's sign-in form with a password and no certificate)
     let rows = [
-        ("either", 200, 200, 200),
-        ("certificate", 200, 401, 200),
-        ("certificate_and_password", 401, 401, 200),
+        ("either", 200, 200, 200, 303),
+        ("certificate", 200, 401, 200, 401),
+        ("certificate_and_password", 401, 401, 200, 401),
     ];
-    for (policy, cert_only, password_only, both) in rows {
+    for (policy, cert_only, password_only, both, form_sign_in) in rows {
         let berth = start(&ca, "optional", policy, &acl_body());
         let status = |client: RegistryClient| client.get("/v2/").status;
 
@@ -163,6 +165,8 @@ fn policies_combine_certificates_and_passwords() {
         assert_eq!(status(password), password_only, "{policy}");
         let combined = with_cert(&berth, &ci_cert, Some(("ci", PASSWORD)));
         assert_eq!(status(combined), both, "{policy}");
+        let form = UiVisitor::anonymous(&berth).sign_in("ci", PASSWORD);
+        assert_eq!(form.status, form_sign_in, "{policy}: {}", form.text());
 
         // A certificate and a password for someone else are refused, never merged.
         let mismatch = with_cert(&berth, &ci_cert, Some(("alice", PASSWORD)));

@@ -342,6 +342,15 @@ fn end_5_chunked_patch_with_content_range_and_416_out_of_order() {
         Some("0-999")
     );
 
+    // So is a range whose length does not fit in 64 bits.
+    let reply = alice.send(
+        "PATCH",
+        &location,
+        &[("Content-Range", "0-18446744073709551615")],
+        Some(bytes[1000..1003].to_vec()),
+    );
+    reply.assert_error(400, "BLOB_UPLOAD_INVALID");
+
     // A chunk without Content-Range is streamed on at the end.
     let reply = alice.send_chunked("PATCH", &location, bytes[1000..2000].to_vec());
     reply.assert_status(202);

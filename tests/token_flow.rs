@@ -7,7 +7,7 @@ mod common;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use common::{users_block, Berth, PASSWORD};
+use common::{users_block, Berth, RegistryClient, OCI_MANIFEST, PASSWORD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
@@ -216,6 +216,22 @@ fn a_token_works_for_its_scope_and_the_catalog_needs_its_own() {
         catalog_token,
     );
     assert_eq!(listed.status(), StatusCode::OK);
+    let listed: Value = listed.json().unwrap();
+    assert_eq!(listed["repositories"], json!([]), "nothing is pushed yet");
+
+    // The catalog scope names no repository: the ACL alone says which ones it lists.
+    RegistryClient::with_password(&berth, "alice", PASSWORD).push_image(
+        "team/app",
+        "v1",
+        OCI_MANIFEST,
+    );
+    let listed = with_bearer(
+        &client,
+        format!("{}/v2/_catalog", berth.url()),
+        catalog_token,
+    );
+    let listed: Value = listed.json().unwrap();
+    assert_eq!(listed["repositories"], json!(["team/app"]));
 }
 
 #[test]

@@ -206,6 +206,83 @@ fn deletes_need_the_session_token_same_origin_and_the_acl() {
 }
 
 #[test]
+fn ui_deletes_keep_immutable_tags_are_audited_and_sessions_follow_reloads() {
+    let config = |devs: &str| {
+        format!(
+            "{users}groups: {{devs: [{devs}]}}\n\
+             immutable_tags:\n  - {{repos: [\"**\"], tags: [\"v*\"]}}\n\
+             audit: {{file: audit.log}}\n\
+             acl:\n  - {{groups: [devs], repos: [\"team/**\"], actions: [pull, push, delete]}}\n",
+            users = users_block(&["alice", "bob"])
+        )
+    };
+    let berth = Berth::start_with_delete(false, &config("alice"));
+    let pusher = RegistryClient::new(&berth, Some("alice"));
+    pusher.push_image("team/app", "v1", OCI_MANIFEST);
+    pusher.push_image("team/app", "latest", OCI_MANIFEST);
+    let v1 = pusher
+        .head("/v2/team/app/manifests/v1")
+        .header("Docker-Content-Digest")
+        .unwrap();
+    let alice = UiVisitor::signed_in(&berth, "alice");
+    let csrf = alice.csrf("/ui/repo/team/app");
+    let target = "/ui/repo/team/app/-/delete";
+
+    // The protected tag survives by name and by its manifest's digest, with the rule named.
+    for field in [("tag", "v1"), ("digest", v1.as_str())] {
+        let refused = alice.post(target, &[field, ("csrf", &csrf)]);
+        refused.assert_status(403);
+        assert!(
+            refused.text().contains("immutable_tags rule 1"),
+            "{}",
+            refused.text()
+        );
+    }
+    alice
+        .post(target, &[("tag", "latest"), ("csrf", &csrf)])
+        .assert_status(303);
+    let tags = pusher.get("/v2/team/app/tags/list").json();
+    assert_eq!(tags["tags"], serde_json::json!(["v1"]));
+
+    // Each attempt is in the audit log, as through the registry API.
+    let audit = std::fs::read_to_string(berth.dir.path().join("audit.log")).unwrap();
+    let deletes: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .filter(|event: &serde_json::Value| event["action"] == "delete")
+        .collect();
+    let summary: Vec<(String, String, String)> = deletes
+        .iter()
+        .map(|event| {
+            let text = |key: &str| event[key].as_str().unwrap_or_default().to_string();
+            (text("event"), text("reference"), text("rule"))
+        })
+        .collect();
+    let expected = [
+        ("denied", "v1", "immutable_tags rule 1"),
+        ("denied", v1.as_str(), "immutable_tags rule 1"),
+        ("delete", "latest", "acl rule 1"),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(summary, expected, "audit log:\n{audit}");
+    assert!(deletes
+        .iter()
+        .all(|event| event["user"] == "alice" && event["client"] == "127.0.0.1"));
+
+    // alice leaves devs: her open session loses team/ with the next reload, as her
+    // password would.
+    berth.write_config(&config("bob"));
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while alice.get("/ui/repo/team/app").status != 404 {
+        assert!(Instant::now() < deadline, "the session kept its old groups");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn pages_and_the_json_api_show_only_what_the_acl_lets_each_visitor_pull() {
     let berth = start();
     push_sample_images(&berth);

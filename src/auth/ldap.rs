@@ -49,6 +49,13 @@ pub struct LdapConfig {
     /// Search filter; `{user}` is replaced by the escaped user name. Default `(uid={user})`.
     #[serde(default = "default_user_filter")]
     pub user_filter: String,
+    /// Attribute of the user entry holding the user name as ACL rules spell it
+    /// (`sAMAccountName` on Active Directory). The name signed in with must equal one of
+    /// its values exactly: directories match names case-insensitively and ignore spaces, so
+    /// without this `Alice` would find `alice` and step around rules that name `alice`.
+    /// Default `uid`.
+    #[serde(default = "default_name_attribute")]
+    pub name_attribute: String,
     /// Attribute of the user entry listing group DNs, e.g. `memberOf`. Default: none.
     #[serde(default)]
     pub group_attribute: Option<String>,
@@ -235,9 +242,9 @@ impl Directory {
             .config
             .user_filter
             .replace("{user}", &ldap3::ldap_escape(user));
-        let mut attributes = vec!["1.1".to_string()];
+        let mut attributes = vec![self.config.name_attribute.clone()];
         if let Some(attribute) = &self.config.group_attribute {
-            attributes = vec![attribute.clone()];
+            attributes.push(attribute.clone());
         }
         let base = self.config.user_base.clone();
         let mut entries = self.search(&base, &filter, attributes).await?;
@@ -249,7 +256,24 @@ impl Directory {
             );
             return Err(LdapError::InvalidCredentials);
         }
-        Ok(entries.remove(0))
+        let entry = entries.remove(0);
+
+        // The directory's spelling of the name decides, not the caller's.
+        let spelled_alike = entry
+            .attrs
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(&self.config.name_attribute))
+            .flat_map(|(_, values)| values)
+            .any(|value| value == user);
+        if !spelled_alike {
+            tracing::debug!(
+                user,
+                attribute = %self.config.name_attribute,
+                "directory user name differs from the entry's own spelling"
+            );
+            return Err(LdapError::InvalidCredentials);
+        }
+        Ok(entry)
     }
 
     /// Binds as `dn` with `password` on a connection of its own.
@@ -444,6 +468,10 @@ fn client_tls_config(path: &PathBuf) -> Result<Arc<rustls::ClientConfig>, LdapEr
 
 fn default_user_filter() -> String {
     "(uid={user})".to_string()
+}
+
+fn default_name_attribute() -> String {
+    "uid".to_string()
 }
 
 fn default_group_filter() -> String {

@@ -186,6 +186,11 @@ pub struct Claims {
     pub jti: String,
     #[serde(default)]
     pub access: Vec<ResourceActions>,
+    /// In Berth's own access tokens, the groups the directory or a client certificate
+    /// proved for the subject when the token was issued (proxy.yaml's groups are read
+    /// afresh on every request). Ignored in tokens of outside issuers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// Marks a refresh token; such a token is refused as an access token.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refresh: bool,
@@ -217,6 +222,8 @@ pub struct VerifiedToken {
     /// `None` for an anonymous token.
     pub subject: Option<String>,
     pub access: Vec<ResourceActions>,
+    /// [`Claims::groups`] of a token Berth issued; empty for outside issuers' tokens.
+    pub proven_groups: Vec<String>,
     pub issuer: String,
     pub jti: String,
 }
@@ -363,9 +370,11 @@ impl TokenService {
     pub fn issue_access(
         &self,
         subject: Option<&str>,
+        proven_groups: Vec<String>,
         access: Vec<ResourceActions>,
     ) -> (String, u64) {
-        let claims = self.claims(subject.unwrap_or(""), self.config.lifetime, access, false);
+        let mut claims = self.claims(subject.unwrap_or(""), self.config.lifetime, access, false);
+        claims.groups = proven_groups;
         let issued_at = claims.iat;
         (self.sign(&claims), issued_at)
     }
@@ -390,9 +399,14 @@ impl TokenService {
         }
         let prefix = self.subject_prefix(&claims.iss);
         let subject = (!claims.sub.is_empty()).then(|| format!("{prefix}{}", claims.sub));
+        let proven_groups = match claims.iss == self.config.issuer {
+            true => claims.groups,
+            false => Vec::new(),
+        };
         Ok(VerifiedToken {
             subject,
             access: claims.access,
+            proven_groups,
             issuer: claims.iss,
             jti: claims.jti,
         })
@@ -483,6 +497,7 @@ impl TokenService {
             iat: now,
             jti: uuid::Uuid::new_v4().simple().to_string(),
             access,
+            groups: Vec::new(),
             refresh,
             credential: None,
         }
@@ -626,7 +641,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tokens = service(dir.path());
         let grant = ResourceActions::parse_scope("repository:a:pull").unwrap();
-        let (access, _) = tokens.issue_access(Some("alice"), vec![grant.clone()]);
+        let (access, _) = tokens.issue_access(Some("alice"), Vec::new(), vec![grant.clone()]);
         let verified = tokens.verify_access(&access).unwrap();
         assert_eq!(verified.subject.as_deref(), Some("alice"));
         assert_eq!(verified.access, vec![grant]);
@@ -654,7 +669,7 @@ mod tests {
         use base64::Engine as _;
         let dir = tempfile::tempdir().unwrap();
         let tokens = service(dir.path());
-        let (good, _) = tokens.issue_access(Some("alice"), Vec::new());
+        let (good, _) = tokens.issue_access(Some("alice"), Vec::new(), Vec::new());
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
 
         let payload = good.split('.').nth(1).unwrap();

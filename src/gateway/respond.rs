@@ -167,8 +167,10 @@ pub async fn json_typed(
 pub fn ui_status(error: &UiError) -> StatusCode {
     match error {
         UiError::NotFound => StatusCode::NOT_FOUND,
-        UiError::SignInRequired | UiError::BadCredentials => StatusCode::UNAUTHORIZED,
-        UiError::Denied | UiError::Forged => StatusCode::FORBIDDEN,
+        UiError::SignInRequired | UiError::BadCredentials | UiError::CertificatePolicy(_) => {
+            StatusCode::UNAUTHORIZED
+        }
+        UiError::Denied | UiError::ImmutableTag { .. } | UiError::Forged => StatusCode::FORBIDDEN,
         UiError::BadRequest(_) => StatusCode::BAD_REQUEST,
         UiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         UiError::Registry(error) => error.status(),

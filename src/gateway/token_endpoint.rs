@@ -91,7 +91,8 @@ impl Gateway {
             .filter_map(|scope| grant(&ctx.live.policy, &identity, scope))
             .collect();
 
-        let (token, issued_at) = tokens.issue_access(identity.user.as_deref(), access);
+        let groups = ctx.live.auth.proven_groups(&identity);
+        let (token, issued_at) = tokens.issue_access(identity.user.as_deref(), groups, access);
         let grant_label = match request.grant_type.as_str() {
             _ if identity.is_anonymous() => "anonymous",
             "refresh_token" => "refresh_token",

@@ -49,6 +49,8 @@ async fn ui_request(
         host: text(http::header::HOST),
         origin: text(http::header::ORIGIN),
         form: Default::default(),
+        client: ctx.client_ip.clone(),
+        certificate: ctx.certificate.clone(),
     };
     if ctx.method == Method::POST {
         let is_form = header_str(session, http::header::CONTENT_TYPE)

@@ -113,15 +113,7 @@ impl Registry {
         id: &UploadId,
         start: Option<u64>,
     ) -> Result<UploadWriter, RegistryError> {
-        // Limitation: this holds for one process; two nodes sharing a bucket can still both
-        // write a chunk of one session at once, which the digest check then refuses.
-        let busy = self
-            .busy_uploads
-            .claim(id)
-            .ok_or_else(|| RegistryError::BlobUploadInvalid {
-                detail: "another request is writing to this upload session; retry when it ends"
-                    .into(),
-            })?;
+        let busy = self.claim_session(id)?;
         let size = self.upload_size(repository, id)?;
         if start.is_some_and(|start| start != size) {
             return Err(RegistryError::RangeInvalid {
@@ -174,6 +166,9 @@ impl Registry {
         id: &UploadId,
         digest: &Digest,
     ) -> Result<u64, RegistryError> {
+        // Held until the blob is committed: a chunk written between the digest check and
+        // the commit would otherwise become part of a blob every repository shares.
+        let _busy = self.claim_session(id)?;
         let size = self.upload_size(repository, id)?;
         let upload = self.layout.upload_dir(repository, id);
 
@@ -205,10 +200,25 @@ impl Registry {
         repository: &RepositoryName,
         id: &UploadId,
     ) -> Result<(), RegistryError> {
+        let _busy = self.claim_session(id)?;
         self.upload_size(repository, id)?;
         self.storage
             .upload_cancel(&self.layout.upload_dir(repository, id))?;
         Ok(())
+    }
+
+    /// Claims `id` for one request: a chunk, the completion or the cancel. The claim ends
+    /// when the guard is dropped.
+    ///
+    /// Limitation: this holds within one process; two nodes sharing a bucket can still
+    /// work on one session at once, which the digest check then usually refuses.
+    fn claim_session(&self, id: &UploadId) -> Result<BusyGuard, RegistryError> {
+        self.busy_uploads
+            .claim(id)
+            .ok_or_else(|| RegistryError::BlobUploadInvalid {
+                detail: "another request is working on this upload session; retry when it ends"
+                    .into(),
+            })
     }
 
     /// The session's hash after its first `size` bytes: the saved one, or else computed
@@ -277,6 +287,40 @@ mod tests {
         let again = registry.upload_append(&repository, &id, None).unwrap();
         drop(again);
         assert!(registry.upload_append(&repository, &id, None).is_ok());
+    }
+
+    #[test]
+    fn no_chunk_is_written_while_a_session_completes_or_cancels() {
+        let root = tempfile::tempdir().unwrap();
+        let registry = Registry::open(root.path()).unwrap();
+        let repository = RepositoryName::parse("a").unwrap();
+        let id = registry.upload_start(&repository).unwrap();
+        let mut writer = registry.upload_append(&repository, &id, None).unwrap();
+        writer.write(Bytes::from_static(b"hello")).unwrap();
+
+        // A completion or cancel racing a chunk in flight is refused, not merged.
+        let digest = Digest::sha256_of(b"hello");
+        let completed = registry.upload_complete(&repository, &id, &digest);
+        assert!(matches!(
+            completed,
+            Err(RegistryError::BlobUploadInvalid { .. })
+        ));
+        let cancelled = registry.upload_cancel(&repository, &id);
+        assert!(matches!(
+            cancelled,
+            Err(RegistryError::BlobUploadInvalid { .. })
+        ));
+
+        // Once the chunk is done, the completion goes through, and the session is gone.
+        registry.upload_chunk_done(writer).unwrap();
+        assert_eq!(
+            registry.upload_complete(&repository, &id, &digest).unwrap(),
+            5
+        );
+        assert!(matches!(
+            registry.upload_append(&repository, &id, None),
+            Err(RegistryError::BlobUploadUnknown)
+        ));
     }
 
     #[test]

@@ -11,8 +11,9 @@ use serde::Serialize;
 use super::index::RepositorySummary;
 use super::view::{self, epoch_seconds};
 use super::{html_response, redirect, safe_next, Ui, UiError, UiRequest, UiResponse, Visitor};
-use crate::acl::Action;
+use crate::acl::{Action, Basis, Decision};
 use crate::auth::AuthError;
+use crate::live::Audited;
 use crate::registry::{Digest, Reference, RegistryError, RepositoryName, Tag};
 
 /// Repositories per page unless the request asks otherwise.
@@ -329,10 +330,40 @@ impl Ui {
         self.require_pull(visitor, repository)?;
         self.require_delete(visitor, repository)?;
         let reference = delete_target(&request.form)?;
+
+        // The same protection as a DELETE through the registry API: deleting a manifest
+        // by digest takes every tag naming it along.
+        let tags = match &reference {
+            Reference::Tag(tag) => vec![tag.to_string()],
+            Reference::Digest(digest) => self.registry.tags_naming(repository, digest)?,
+        };
+        let policy = &visitor.live.policy;
+        for tag in tags {
+            let Some(basis @ Basis::ImmutableTag(rule)) =
+                policy.protected_tag(repository.as_str(), &tag)
+            else {
+                continue;
+            };
+            self.audit(
+                visitor,
+                request,
+                repository,
+                &reference,
+                Decision::Deny(basis),
+            );
+            return Err(UiError::ImmutableTag {
+                tag,
+                rule,
+                rule_text: policy.text_of(basis).unwrap_or_default(),
+            });
+        }
+
         self.registry
             .manifest_delete(repository, &reference)
             .map_err(not_found)?;
         self.index.invalidate(repository);
+        let decision = policy.evaluate(&visitor.identity, repository.as_str(), Action::Delete);
+        self.audit(visitor, request, repository, &reference, decision);
         tracing::info!(
             user = visitor.identity.display_name(), repo = %repository,
             reference = %reference, "deleted through the web ui"
@@ -342,6 +373,37 @@ impl Ui {
         Ok(redirect(&format!(
             "/ui/repo/{repository}?deleted={deleted}"
         )))
+    }
+
+    /// Writes the audit event of a delete through the UI: `delete` when `decision` allowed
+    /// it, `denied` when it refused.
+    fn audit(
+        &self,
+        visitor: &Visitor,
+        request: &UiRequest,
+        repository: &RepositoryName,
+        reference: &Reference,
+        decision: Decision,
+    ) {
+        let digest = match reference {
+            Reference::Digest(digest) => Some(digest),
+            Reference::Tag(_) => None,
+        };
+        visitor.live.audit(Audited {
+            event: if decision.is_allowed() {
+                "delete"
+            } else {
+                "denied"
+            },
+            identity: &visitor.identity,
+            client: &request.client,
+            repository: repository.as_str(),
+            reference: Some(reference.to_string()),
+            digest,
+            previous: None,
+            action: Action::Delete,
+            decision,
+        });
     }
 
     /// The sign-in form, with `message` when the last attempt failed.
@@ -376,11 +438,8 @@ impl Ui {
         if user.is_empty() || password.is_empty() {
             return Err(UiError::BadCredentials);
         }
-        let identity = match auth.authenticate_password(user, password).await {
-            Ok((identity, _)) => {
-                self.metrics.auth_attempt("form", "success");
-                identity
-            }
+        let (identity, outcome) = match auth.authenticate_password(user, password).await {
+            Ok(checked) => checked,
             Err(AuthError::DirectoryUnavailable { problem }) => {
                 self.metrics.auth_attempt("form", "unavailable");
                 tracing::error!(%problem, "ldap directory unavailable; web ui sign-in refused");
@@ -393,6 +452,20 @@ impl Ui {
             }
         };
 
+        // Only the groups the directory gave are kept: the rest come from the running
+        // config on each request. The listener's certificate policy applies here as it
+        // does to a password sent to the registry API.
+        let method = identity.method;
+        let directory_groups = auth.proven_groups(&identity);
+        if let Err(refusal) =
+            auth.with_certificate(Some((identity, outcome)), request.certificate.as_deref())
+        {
+            self.metrics.auth_attempt("form", "failure");
+            tracing::info!(user, reason = %refusal, "web ui sign-in refused");
+            return Err(UiError::CertificatePolicy(refusal.to_string()));
+        }
+        self.metrics.auth_attempt("form", "success");
+
         // A fresh id on every sign-in, so an id planted before it is worth nothing.
         if let Some(old) = request
             .cookie
@@ -403,7 +476,7 @@ impl Ui {
         }
         let (id, _) = self
             .sessions
-            .create(user.to_string(), identity.groups.clone());
+            .create(user.to_string(), method, directory_groups);
         tracing::info!(user, "web ui sign-in");
         let mut response = redirect(&safe_next(request.form.get("next")));
         response.set_cookie = Some(self.sessions.set_cookie(&id));

@@ -18,6 +18,8 @@ use rand::RngCore;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::auth::AuthMethod;
+
 /// The session cookie's name. `__Host-` makes browsers insist on `Secure`, `Path=/` and no
 /// `Domain`, so a sibling host cannot plant one.
 pub const COOKIE: &str = "__Host-berth-session";
@@ -32,8 +34,12 @@ const CAPACITY: usize = 100_000;
 pub struct Session {
     /// The user who signed in.
     pub user: String,
-    /// The groups sign-in found for them (from proxy.yaml, the directory or a certificate).
-    pub groups: Vec<String>,
+    /// What checked their password: [`AuthMethod::Basic`] (proxy.yaml) or
+    /// [`AuthMethod::Ldap`].
+    pub method: AuthMethod,
+    /// The groups the directory reported at sign-in; groups from proxy.yaml are read from
+    /// the running config on every request instead.
+    pub directory_groups: Vec<String>,
     /// The token every form of this session must carry back (hex, 256 bits).
     pub csrf: String,
     expires: Instant,
@@ -68,11 +74,17 @@ impl Sessions {
     }
 
     /// Starts a session for `user`; returns the id for the cookie and the session.
-    pub fn create(&self, user: String, groups: Vec<String>) -> (String, Session) {
+    pub fn create(
+        &self,
+        user: String,
+        method: AuthMethod,
+        directory_groups: Vec<String>,
+    ) -> (String, Session) {
         let id = random_hex();
         let session = Session {
             user,
-            groups,
+            method,
+            directory_groups,
             csrf: random_hex(),
             expires: Instant::now() + self.lifetime,
         };
@@ -147,7 +159,7 @@ mod tests {
     #[test]
     fn sessions_are_found_until_removed_or_expired() {
         let sessions = Sessions::default();
-        let (id, session) = sessions.create("alice".into(), Vec::new());
+        let (id, session) = sessions.create("alice".into(), AuthMethod::Basic, Vec::new());
         assert_eq!(id.len(), 64);
         assert_eq!(sessions.find(&id).unwrap().user, "alice");
         assert!(session.csrf_matches(&session.csrf));
@@ -156,7 +168,7 @@ mod tests {
         assert!(sessions.find(&id).is_none());
 
         let short = Sessions::new(Duration::ZERO);
-        let (id, _) = short.create("bob".into(), Vec::new());
+        let (id, _) = short.create("bob".into(), AuthMethod::Basic, Vec::new());
         assert!(short.find(&id).is_none());
     }
 
