@@ -301,9 +301,11 @@ class Bench:
         return statistics.median(values) if values else None
 
 
-def docker_context(work, sizes, load):
-    """A FROM scratch image of random layers, the kind docker pushes as they are."""
-    context = work / "docker-image"
+def docker_context(work, sizes, load, round_):
+    """A FROM scratch image of random layers, the kind docker pushes as they are. Each round
+    gets layers of its own: with the last round's, both registries would already hold them
+    and `docker push` would upload nothing."""
+    context = work / f"docker-image-r{round_}"
     context.mkdir()
     lines = ["FROM scratch"]
     for layer in range(sizes["docker_layers"]):
@@ -386,10 +388,11 @@ def main():
              "--count", "1"])
         run([args.load, "prepare", "--dir", work / "small", "--size", str(sizes["small"]),
              "--count", str(sizes["small_count"])])
-        context = None if args.skip_docker else docker_context(work, sizes, args.load)
-
         bench = Bench(args.load, sizes, work)
         for round_ in range(sizes["rounds"]):
+            context = None
+            if not args.skip_docker:
+                context = docker_context(work, sizes, args.load, round_)
             order = sides if round_ % 2 == 0 else list(reversed(sides))
             for side in order:
                 print(f"bench: round {round_ + 1}/{sizes['rounds']}, {side.name}", flush=True)
@@ -397,6 +400,8 @@ def main():
                 bench.small_requests(side)
                 if context:
                     bench.docker(side, round_, context)
+            if context:
+                shutil.rmtree(context)
         print()
         print(table(bench, sizes))
         print(f"\n{sizes['rounds']} round(s), medians; {os.cpu_count()} CPUs; "

@@ -222,6 +222,12 @@ impl Directory {
         Ok((found, Outcome::Verified))
     }
 
+    /// Whether a check of `user` with `password` succeeded within `cache_ttl`, so
+    /// [`Directory::verify`] would answer without asking the directory.
+    pub fn remembers(&self, user: &str, password: &str) -> bool {
+        self.cache.lookup(user, password).is_some()
+    }
+
     /// Looks `user` up without a password (for refresh tokens); their groups when found.
     ///
     /// # Errors
