@@ -389,13 +389,14 @@ async fn request_load(target: &Target, load: RequestLoad, connections: usize) ->
         let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len());
         latencies[index - 1] as f64 / 1000.0
     };
-    println!(
-        "{{\"requests\":{},\"failures\":{failures},\"per_second\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
-        latencies.len(),
-        latencies.len() as f64 / seconds,
-        percentile(0.50),
-        percentile(0.99)
-    );
+    let summary = serde_json::json!({
+        "requests": latencies.len(),
+        "failures": failures,
+        "per_second": latencies.len() as f64 / seconds,
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+    });
+    println!("{summary}");
     Ok(())
 }
 

@@ -93,8 +93,8 @@ pub struct ExplainArgs {
     /// A further group the user is in (repeatable), as a directory would report it.
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
-    /// The repository, as in `team/app`.
-    #[arg(long)]
+    /// The repository, as in `team/app`; a name the registry would refuse is refused here.
+    #[arg(long, value_parser = parse_repository)]
     pub repo: String,
     /// pull, push or delete.
     #[arg(long, value_parser = parse_action)]
@@ -287,6 +287,17 @@ fn explanation(
         }
     }
     out
+}
+
+fn parse_repository(text: &str) -> Result<String, String> {
+    crate::registry::RepositoryName::parse(text)
+        .map(|name| name.to_string())
+        .map_err(|_| {
+            format!(
+                "{text:?} is not a repository name the registry accepts: lowercase \
+                 letters, digits and . _ - between slashes, as in team/app"
+            )
+        })
 }
 
 fn parse_action(text: &str) -> Result<Action, String> {

@@ -30,6 +30,7 @@ use pingora::server::ShutdownWatch;
 use tokio::sync::mpsc;
 
 use crate::acl::{Action, Basis, Decision};
+use crate::auth::basic;
 use crate::auth::token::ResourceActions;
 use crate::auth::{AuthError, AuthMethod, Identity, Outcome};
 use crate::live::{Audited, Snapshot};
@@ -110,15 +111,31 @@ impl Gateway {
         }
 
         // Who is calling: the Authorization header and the connection's client certificate.
-        let authorization = session
-            .get_header(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes().to_vec());
+        // Two headers would leave it to chance which one counts.
+        let mut authorizations = session
+            .req_header()
+            .headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter();
+        let authorization = authorizations.next().map(|v| v.as_bytes().to_vec());
+        if authorizations.next().is_some() {
+            return Err(Refusal::BadRequest(
+                "send one Authorization header, not several".into(),
+            ));
+        }
         let certificate = ctx.certificate.clone();
         let live = ctx.live.clone();
         let authenticated = live
             .auth
             .authenticate(authorization.as_deref(), certificate.as_deref())
             .await;
+        if matches!(authenticated, Err(AuthError::InvalidCredentials)) {
+            let claimed = authorization.as_deref().and_then(basic::parse);
+            let user = claimed
+                .as_ref()
+                .map_or("-", |credential| credential.user.as_str());
+            tracing::info!(user, client.ip = %ctx.client_ip, "sign-in refused");
+        }
         ctx.identity = self.identity_or_refusal(authenticated)?;
         if ctx.identity.method == AuthMethod::Bearer {
             self.metrics.token_verified("valid");
@@ -259,6 +276,10 @@ impl Gateway {
                 error: None,
             });
         }
+        tracing::debug!(
+            user = ctx.identity.display_name(), repo = %repository, action = %action,
+            acl.rule = %decision.basis(), "access allowed"
+        );
 
         if !token_grants(&ctx.identity, repository, action) {
             self.metrics.token_verified("insufficient_scope");

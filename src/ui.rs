@@ -374,11 +374,15 @@ impl Ui {
             return anonymous;
         };
         // A session is worth what its sign-in would be worth under the running config: a
-        // local user removed from it, or a directory dropped from it, ends the session.
+        // local user removed from it or given a new password, or a directory dropped from
+        // it, ends the session.
         let auth = &live.auth;
         let still_there = match session.method {
             AuthMethod::Ldap => auth.has_directory() && !auth.knows_user(&session.user),
-            _ => auth.knows_user(&session.user),
+            _ => {
+                let stamp = auth.credential_stamp(&session.user);
+                stamp.is_some() && session.credential_matches(stamp.as_deref())
+            }
         };
         if !still_there {
             self.sessions.remove(id);
@@ -552,7 +556,12 @@ fn request_target(request: &UiRequest) -> String {
 /// A local UI path to go to after signing in; anything else goes to the list.
 fn safe_next(next: Option<&String>) -> String {
     match next {
-        Some(next) if next.starts_with("/ui/") && !next.contains("//") && !next.contains('\\') => {
+        Some(next)
+            if next.starts_with("/ui/")
+                && !next.contains("//")
+                && !next.contains('\\')
+                && !next.chars().any(char::is_control) =>
+        {
             next.clone()
         }
         _ => "/ui/".to_string(),
@@ -637,6 +646,7 @@ mod tests {
         assert_eq!(next("https://evil.example/"), "/ui/");
         assert_eq!(next("/ui//evil.example"), "/ui/");
         assert_eq!(next("/v2/"), "/ui/");
+        assert_eq!(next("/ui/\r\nSet-Cookie: x=y"), "/ui/");
         assert_eq!(safe_next(None), "/ui/");
     }
 

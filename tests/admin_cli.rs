@@ -231,6 +231,16 @@ fn explain_refuses_a_broken_config_and_bad_arguments() {
     let (ok, _, stderr) = berth(&args, &path);
     assert!(!ok);
     assert!(stderr.contains("use pull, push or delete"), "{stderr}");
+
+    // A name the registry would refuse gets no answer that could mislead.
+    for repo in ["team/../x", "Team/app", "team//app"] {
+        let args = [
+            "acl", "explain", "--user", "a", "--repo", repo, "--action", "pull", "--config",
+        ];
+        let (ok, _, stderr) = berth(&args, &path);
+        assert!(!ok, "{repo}");
+        assert!(stderr.contains("not a repository name"), "{repo}: {stderr}");
+    }
 }
 
 #[test]

@@ -645,6 +645,35 @@ fn unknown_action_stops_serve_with_file_line_and_action() {
     assert!(mentions_line(&stderr, 8), "no line 8 in stderr:\n{stderr}");
 }
 
+#[test]
+fn two_authorization_headers_are_refused() {
+    let berth = start();
+    let alice = RegistryClient::new(&berth, Some("alice"));
+    alice.get("/v2/").assert_status(200);
+
+    // The first header is alice's good one; a second must not be silently ignored.
+    let second = [("Authorization", "Basic bWFsbG9yeTp4")];
+    alice.send("GET", "/v2/", &second, None).assert_status(400);
+}
+
+#[test]
+fn a_failed_sign_in_is_logged_with_the_user_name_and_no_password() {
+    let berth = start();
+    let wrong = RegistryClient::with_password(&berth, "alice", "not her password");
+    wrong.get("/v2/").assert_status(401);
+
+    let log = berth.log();
+    let refused = log
+        .lines()
+        .find(|line| line.contains("sign-in refused"))
+        .unwrap_or_else(|| panic!("no sign-in refused line:\n{log}"));
+    assert!(refused.contains("alice"), "{refused}");
+    assert!(
+        !log.contains("not her password"),
+        "the password reached the log"
+    );
+}
+
 // --- Helpers ---
 
 fn start() -> Berth {

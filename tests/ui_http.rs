@@ -9,7 +9,7 @@ mod common;
 use std::time::Instant;
 
 use common::ui::{hidden_field, push_described_image, push_referrer, UiVisitor};
-use common::{users_block, Berth, RegistryClient, OCI_MANIFEST};
+use common::{hash_password, users_block, Berth, RegistryClient, OCI_MANIFEST};
 
 const ACL: &str = r#"acl:
   - {users: [bob], repos: ["team/**"], actions: [pull]}
@@ -94,6 +94,37 @@ fn sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it() {
     // The form's own counter.
     let metrics = berth.metrics();
     assert!(metrics.contains(r#"berth_auth_attempts_total{method="form",outcome="failure"} 2"#));
+}
+
+#[test]
+fn a_new_password_or_a_removal_ends_open_sessions() {
+    let berth = start();
+    let alice = UiVisitor::signed_in(&berth, "alice");
+    let bob = UiVisitor::signed_in(&berth, "bob");
+    let carol = UiVisitor::signed_in(&berth, "carol");
+    let signed_in = |visitor: &UiVisitor| visitor.get("/ui/").text().contains("Signed in as");
+    assert!(signed_in(&alice) && signed_in(&bob) && signed_in(&carol));
+
+    // alice gets a new password and carol leaves; bob's line stays as it was.
+    let path = berth.dir.path().join("proxy.yaml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let new_hash = hash_password("a brand new password");
+    let renewed: String = config
+        .lines()
+        .filter(|line| !line.starts_with("  carol: "))
+        .map(|line| match line.starts_with("  alice: ") {
+            true => format!("  alice: \"{new_hash}\"\n"),
+            false => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(&path, renewed).unwrap();
+
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while signed_in(&alice) || signed_in(&carol) {
+        assert!(Instant::now() < deadline, "a session outlived its password");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(signed_in(&bob), "bob's unchanged password lost its session");
 }
 
 #[test]

@@ -265,7 +265,8 @@ pub async fn refusal(
     let detail = match refusal {
         Refusal::Registry(error) => error.detail(),
         Refusal::Denied { repository, action } => {
-            serde_json::json!({ "Type": "repository", "Name": repository, "Action": action.as_str() })
+            let action = action.as_str();
+            serde_json::json!({ "Type": "repository", "Name": repository, "Action": action })
         }
         _ => serde_json::Value::Null,
     };

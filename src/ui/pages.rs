@@ -474,9 +474,12 @@ impl Ui {
         {
             self.sessions.remove(old);
         }
-        let (id, _) = self
-            .sessions
-            .create(user.to_string(), method, directory_groups);
+        let (id, _) = self.sessions.create(
+            user.to_string(),
+            method,
+            directory_groups,
+            auth.credential_stamp(user),
+        );
         tracing::info!(user, "web ui sign-in");
         let mut response = redirect(&safe_next(request.form.get("next")));
         response.set_cookie = Some(self.sessions.set_cookie(&id));

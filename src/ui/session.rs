@@ -40,6 +40,9 @@ pub struct Session {
     /// The groups the directory reported at sign-in; groups from proxy.yaml are read from
     /// the running config on every request instead.
     pub directory_groups: Vec<String>,
+    /// For a proxy.yaml user, the stamp of their password hash at sign-in: a changed
+    /// password changes it, and so ends the session. `None` for directory users.
+    pub credential: Option<String>,
     /// The token every form of this session must carry back (hex, 256 bits).
     pub csrf: String,
     expires: Instant,
@@ -49,6 +52,18 @@ impl Session {
     /// Whether `token` is this session's CSRF token, compared in constant time.
     pub fn csrf_matches(&self, token: &str) -> bool {
         self.csrf.as_bytes().ct_eq(token.as_bytes()).into()
+    }
+
+    /// Whether the password this session signed in with is still the user's, by its stamp
+    /// ([`crate::auth::Authenticator::credential_stamp`]), compared in constant time.
+    pub fn credential_matches(&self, current: Option<&str>) -> bool {
+        match (&self.credential, current) {
+            (Some(signed_in), Some(current)) => {
+                signed_in.as_bytes().ct_eq(current.as_bytes()).into()
+            }
+            (None, None) => true,
+            _ => false,
+        }
     }
 }
 
@@ -79,12 +94,14 @@ impl Sessions {
         user: String,
         method: AuthMethod,
         directory_groups: Vec<String>,
+        credential: Option<String>,
     ) -> (String, Session) {
         let id = random_hex();
         let session = Session {
             user,
             method,
             directory_groups,
+            credential,
             csrf: random_hex(),
             expires: Instant::now() + self.lifetime,
         };
@@ -159,7 +176,7 @@ mod tests {
     #[test]
     fn sessions_are_found_until_removed_or_expired() {
         let sessions = Sessions::default();
-        let (id, session) = sessions.create("alice".into(), AuthMethod::Basic, Vec::new());
+        let (id, session) = sessions.create("alice".into(), AuthMethod::Basic, Vec::new(), None);
         assert_eq!(id.len(), 64);
         assert_eq!(sessions.find(&id).unwrap().user, "alice");
         assert!(session.csrf_matches(&session.csrf));
@@ -168,7 +185,7 @@ mod tests {
         assert!(sessions.find(&id).is_none());
 
         let short = Sessions::new(Duration::ZERO);
-        let (id, _) = short.create("bob".into(), AuthMethod::Basic, Vec::new());
+        let (id, _) = short.create("bob".into(), AuthMethod::Basic, Vec::new(), None);
         assert!(short.find(&id).is_none());
     }
 
