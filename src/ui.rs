@@ -105,7 +105,10 @@ pub enum UiError {
     #[error("you are not allowed to do this")]
     Denied,
     /// A delete that would remove a tag an `immutable_tags` rule protects.
-    #[error("tag {tag} is immutable (immutable_tags rule {rule}: {rule_text}); it stays")]
+    #[error(
+        "tag {tag} is immutable (immutable_tags rule {rule}: {rule_text}); \
+         it cannot be deleted"
+    )]
     ImmutableTag {
         tag: String,
         /// The rule's position in the file, counting from 1.
