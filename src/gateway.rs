@@ -302,13 +302,9 @@ impl Gateway {
         let registry = self.registry.clone();
         let tags = match route.clone() {
             Route::Manifest {
-                reference: Reference::Tag(tag),
-                ..
-            } => vec![tag.to_string()],
-            Route::Manifest {
                 repository,
-                reference: Reference::Digest(digest),
-            } => blocking(move || registry.tags_naming(&repository, &digest)).await?,
+                reference,
+            } => blocking(move || registry.tags_removed_by(&repository, &reference)).await?,
             Route::Blob { repository, digest } => {
                 let live = ctx.live.clone();
                 blocking(move || {

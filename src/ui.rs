@@ -382,10 +382,9 @@ impl Ui {
         let auth = &live.auth;
         let still_there = match session.method {
             AuthMethod::Ldap => auth.has_directory() && !auth.knows_user(&session.user),
-            _ => {
-                let stamp = auth.credential_stamp(&session.user);
-                stamp.is_some() && session.credential_matches(stamp.as_deref())
-            }
+            _ => auth
+                .credential_stamp(&session.user)
+                .is_some_and(|stamp| session.credential_matches(&stamp)),
         };
         if !still_there {
             self.sessions.remove(id);

@@ -329,27 +329,22 @@ fn end_5_chunked_patch_with_content_range_and_416_out_of_order() {
         assert!(reply.header("Docker-Upload-UUID").is_some());
     }
 
-    // A range that disagrees with the body's length is refused, and nothing is written.
-    let reply = alice.send(
-        "PATCH",
-        &location,
-        &[("Content-Range", "1000-1099")],
-        Some(bytes[1000..1003].to_vec()),
-    );
-    reply.assert_error(400, "BLOB_UPLOAD_INVALID");
-    assert_eq!(
-        alice.get(&location).header("Range").as_deref(),
-        Some("0-999")
-    );
-
-    // So is a range whose length does not fit in 64 bits.
-    let reply = alice.send(
-        "PATCH",
-        &location,
-        &[("Content-Range", "0-18446744073709551615")],
-        Some(bytes[1000..1003].to_vec()),
-    );
-    reply.assert_error(400, "BLOB_UPLOAD_INVALID");
+    // A range that disagrees with the body's length is refused, and nothing is written;
+    // so is one whose length does not fit in 64 bits.
+    for range in ["1000-1099", "0-18446744073709551615"] {
+        let reply = alice.send(
+            "PATCH",
+            &location,
+            &[("Content-Range", range)],
+            Some(bytes[1000..1003].to_vec()),
+        );
+        reply.assert_error(400, "BLOB_UPLOAD_INVALID");
+        assert_eq!(
+            alice.get(&location).header("Range").as_deref(),
+            Some("0-999"),
+            "{range}"
+        );
+    }
 
     // A chunk without Content-Range is streamed on at the end.
     let reply = alice.send_chunked("PATCH", &location, bytes[1000..2000].to_vec());

@@ -399,9 +399,10 @@ impl TokenService {
         }
         let prefix = self.subject_prefix(&claims.iss);
         let subject = (!claims.sub.is_empty()).then(|| format!("{prefix}{}", claims.sub));
-        let proven_groups = match claims.iss == self.config.issuer {
-            true => claims.groups,
-            false => Vec::new(),
+        let proven_groups = if claims.iss == self.config.issuer {
+            claims.groups
+        } else {
+            Vec::new()
         };
         Ok(VerifiedToken {
             subject,

@@ -1,6 +1,6 @@
 //! Tags of one repository, listed from `_manifests/tags`.
 
-use super::{Digest, Registry, RegistryError, RepositoryName, Tag};
+use super::{Digest, Reference, Registry, RegistryError, RepositoryName, Tag};
 
 impl Registry {
     /// The repository's tags in lexical order.
@@ -35,16 +35,21 @@ impl Registry {
         Ok(self.read_link(&self.layout.tag_current_link(repository, tag))?)
     }
 
-    /// The tags that point at `digest` now, in lexical order; a delete by digest removes
-    /// them all, so protected ones must be found first.
+    /// The tags deleting the manifest `reference` takes away: the tag itself, or, for a
+    /// digest, every tag that points at it now, in lexical order. Protected ones must be
+    /// found before the delete.
     ///
     /// # Errors
     /// [`RegistryError::Storage`] when the tags cannot be listed.
-    pub fn tags_naming(
+    pub fn tags_removed_by(
         &self,
         repository: &RepositoryName,
-        digest: &Digest,
+        reference: &Reference,
     ) -> Result<Vec<String>, RegistryError> {
+        let digest = match reference {
+            Reference::Tag(tag) => return Ok(vec![tag.to_string()]),
+            Reference::Digest(digest) => digest,
+        };
         let mut naming = Vec::new();
         for tag in self.storage.list(&self.layout.tags(repository))? {
             let link = self.layout.tag_current_link_named(repository, &tag);

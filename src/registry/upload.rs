@@ -268,12 +268,19 @@ fn hash_stream(stream: ByteStream, mut update: impl FnMut(&[u8])) -> Result<(), 
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_session_takes_one_writer_at_a_time() {
+    /// A registry in a fresh temp dir (kept alive by the returned guard) and an upload
+    /// session started in `repository`.
+    fn new_session(repository: &str) -> (tempfile::TempDir, Registry, RepositoryName, UploadId) {
         let root = tempfile::tempdir().unwrap();
         let registry = Registry::open(root.path()).unwrap();
-        let repository = RepositoryName::parse("a").unwrap();
+        let repository = RepositoryName::parse(repository).unwrap();
         let id = registry.upload_start(&repository).unwrap();
+        (root, registry, repository, id)
+    }
+
+    #[test]
+    fn a_session_takes_one_writer_at_a_time() {
+        let (_root, registry, repository, id) = new_session("a");
 
         let first = registry.upload_append(&repository, &id, None).unwrap();
         let second = registry.upload_append(&repository, &id, None);
@@ -291,10 +298,7 @@ mod tests {
 
     #[test]
     fn no_chunk_is_written_while_a_session_completes_or_cancels() {
-        let root = tempfile::tempdir().unwrap();
-        let registry = Registry::open(root.path()).unwrap();
-        let repository = RepositoryName::parse("a").unwrap();
-        let id = registry.upload_start(&repository).unwrap();
+        let (_root, registry, repository, id) = new_session("a");
         let mut writer = registry.upload_append(&repository, &id, None).unwrap();
         writer.write(Bytes::from_static(b"hello")).unwrap();
 
@@ -325,10 +329,7 @@ mod tests {
 
     #[test]
     fn a_mismatched_digest_stores_nothing() {
-        let root = tempfile::tempdir().unwrap();
-        let registry = Registry::open(root.path()).unwrap();
-        let repository = RepositoryName::parse("a/b").unwrap();
-        let id = registry.upload_start(&repository).unwrap();
+        let (_root, registry, repository, id) = new_session("a/b");
         let mut writer = registry.upload_append(&repository, &id, Some(0)).unwrap();
         writer.write(Bytes::from_static(b"hello")).unwrap();
         registry.upload_chunk_done(writer).unwrap();
@@ -347,10 +348,7 @@ mod tests {
 
     #[test]
     fn chunks_must_continue_where_the_last_ended_and_survive_a_lost_hash_state() {
-        let root = tempfile::tempdir().unwrap();
-        let registry = Registry::open(root.path()).unwrap();
-        let repository = RepositoryName::parse("a").unwrap();
-        let id = registry.upload_start(&repository).unwrap();
+        let (_root, registry, repository, id) = new_session("a");
 
         let mut writer = registry.upload_append(&repository, &id, None).unwrap();
         writer.write(Bytes::from_static(b"hel")).unwrap();

@@ -333,12 +333,8 @@ impl Ui {
 
         // The same protection as a DELETE through the registry API: deleting a manifest
         // by digest takes every tag naming it along.
-        let tags = match &reference {
-            Reference::Tag(tag) => vec![tag.to_string()],
-            Reference::Digest(digest) => self.registry.tags_naming(repository, digest)?,
-        };
         let policy = &visitor.live.policy;
-        for tag in tags {
+        for tag in self.registry.tags_removed_by(repository, &reference)? {
             let Some(basis @ Basis::ImmutableTag(rule)) =
                 policy.protected_tag(repository.as_str(), &tag)
             else {

@@ -56,14 +56,10 @@ impl Session {
 
     /// Whether the password this session signed in with is still the user's, by its stamp
     /// ([`crate::auth::Authenticator::credential_stamp`]), compared in constant time.
-    pub fn credential_matches(&self, current: Option<&str>) -> bool {
-        match (&self.credential, current) {
-            (Some(signed_in), Some(current)) => {
-                signed_in.as_bytes().ct_eq(current.as_bytes()).into()
-            }
-            (None, None) => true,
-            _ => false,
-        }
+    pub fn credential_matches(&self, current: &str) -> bool {
+        self.credential
+            .as_deref()
+            .is_some_and(|signed_in| signed_in.as_bytes().ct_eq(current.as_bytes()).into())
     }
 }
 
